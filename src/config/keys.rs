@@ -1,0 +1,253 @@
+//! The table of configuration keys: their names, legacy defaults and meaning.
+//!
+//! Order matters: unambiguous-prefix matching on the command line walks this
+//! list in order, exactly as meteord 1.06 did, so `-h` is ambiguous
+//! (HeaderTemplate, Help) while `-Hel` means Help.
+
+/// Whether a key can be overridden inside a `[mode]` section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// One value for the whole server.
+    Global,
+    /// A global default that a `[mode]` section may override.
+    PerMode,
+}
+
+/// One configuration key.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Key {
+    pub name: &'static str,
+    /// The default, written with the same backslash escapes a config file uses.
+    pub default: &'static str,
+    pub scope: Scope,
+    pub help: &'static str,
+}
+
+const HTTP_HEADER: &str = "HTTP/1.1 ~status~\\r\\nServer: ~server~\\r\\nContent-Type: text/html; charset=utf-8\\r\\nPragma: no-cache\\r\\nCache-Control: no-cache, no-store, must-revalidate\\r\\nExpires: Thu, 1 Jan 1970 00:00:00 GMT\\r\\n\\r\\n";
+
+/// Every key meteord 1.06 understands, in its original order.
+pub const KEYS: &[Key] = &[
+    Key {
+        name: "ChannelInfoTemplate",
+        default: "<script>ch(\"~name~\", ~lastMsgID~);</script>\\r\\n",
+        scope: Scope::PerMode,
+        help: "Rendered once per requested channel into ~channelinfo~ (~name~, ~lastMsgID~, ~messageCount~, ~subscriberCount~)",
+    },
+    Key {
+        name: "ConfigFileLocation",
+        default: "/etc/meteord.conf",
+        scope: Scope::Global,
+        help: "Path of the configuration file; when it does not exist the built-in default configuration is used",
+    },
+    Key {
+        name: "ControllerIP",
+        default: "",
+        scope: Scope::Global,
+        help: "Address the control port listens on (empty: 127.0.0.1 only)",
+    },
+    Key {
+        name: "ControllerPort",
+        default: "4671",
+        scope: Scope::Global,
+        help: "TCP port for publishers (the line protocol)",
+    },
+    Key {
+        name: "ControllerShutdownMsg",
+        default: "",
+        scope: Scope::Global,
+        help: "Sent to connected publishers when the server shuts down (empty: nothing)",
+    },
+    Key {
+        name: "Debug",
+        default: "0",
+        scope: Scope::Global,
+        help: "Log debug detail",
+    },
+    Key {
+        name: "DirectoryIndex",
+        default: "index.html",
+        scope: Scope::Global,
+        help: "File served when a directory of the document root is requested",
+    },
+    Key {
+        name: "HeaderTemplate",
+        default: HTTP_HEADER,
+        scope: Scope::PerMode,
+        help: "Start of every /push response (~status~, ~server~, ~servertime~, ~channelinfo~)",
+    },
+    Key {
+        name: "Help",
+        default: "",
+        scope: Scope::Global,
+        help: "Print this help and exit",
+    },
+    Key {
+        name: "LogTimeFormat",
+        default: "human",
+        scope: Scope::Global,
+        help: "Timestamps in the log: human or unix",
+    },
+    Key {
+        name: "MaxControllerConnections",
+        default: "256",
+        scope: Scope::Global,
+        help: "Publishers connected at once; more are refused with ERR (0: no limit)",
+    },
+    Key {
+        name: "MaxMessageAge",
+        default: "7200",
+        scope: Scope::Global,
+        help: "Seconds a message stays in its channel's cache",
+    },
+    Key {
+        name: "MaxMessages",
+        default: "0",
+        scope: Scope::PerMode,
+        help: "Close a subscriber after this many messages (0: no limit)",
+    },
+    Key {
+        name: "MaxMessagesPerChannel",
+        default: "250",
+        scope: Scope::Global,
+        help: "Messages kept in each channel's cache (0: no limit)",
+    },
+    Key {
+        name: "MaxTime",
+        default: "0",
+        scope: Scope::PerMode,
+        help: "Close a persistent subscriber after this many seconds (0: no limit)",
+    },
+    Key {
+        name: "MessageTemplate",
+        default: "<script>p(~id~,\"~channel~\",\"~text~\");</script>\\r\\n",
+        scope: Scope::PerMode,
+        help: "One message as sent to subscribers (~id~, ~channel~, ~text~, ~timestamp~)",
+    },
+    Key {
+        name: "PingInterval",
+        default: "5",
+        scope: Scope::Global,
+        help: "Seconds between pings to persistent subscribers (0: no pings)",
+    },
+    Key {
+        name: "Persist",
+        default: "0",
+        scope: Scope::PerMode,
+        help: "1: keep the subscriber connection open for live messages; 0: send the backlog and close",
+    },
+    Key {
+        name: "PingMessage",
+        default: "<script>p(-1,\"\");</script>\\r\\n",
+        scope: Scope::PerMode,
+        help: "Sent to persistent subscribers every PingInterval seconds (empty: no pings)",
+    },
+    Key {
+        name: "SubscriberIP",
+        default: "",
+        scope: Scope::Global,
+        help: "Address the subscriber port listens on (empty: all interfaces)",
+    },
+    Key {
+        name: "MaxSubscriberConnections",
+        default: "0",
+        scope: Scope::Global,
+        help: "Connections on the subscriber port at once; more get 503 (0: no limit but the system's)",
+    },
+    Key {
+        name: "SubscriberPort",
+        default: "4670",
+        scope: Scope::Global,
+        help: "TCP port for subscribers (HTTP)",
+    },
+    Key {
+        name: "SubscriberShutdownMsg",
+        default: "<script>eof();</script>\\r\\n",
+        scope: Scope::PerMode,
+        help: "Sent to a subscriber that is closed by shutdown, a kick or /disconnect",
+    },
+    Key {
+        name: "SubscriberDocumentRoot",
+        default: "/usr/local/meteor/public_html",
+        scope: Scope::Global,
+        help: "Directory of static files; when it does not exist the built-in client files are served",
+    },
+    Key {
+        name: "SubscriberDynamicPageAddress",
+        default: "/push",
+        scope: Scope::Global,
+        help: "URL prefix of subscriptions",
+    },
+    Key {
+        name: "SyslogFacility",
+        default: "daemon",
+        scope: Scope::Global,
+        help: "Accepted for compatibility; logs go to standard error",
+    },
+    Key {
+        name: "UDPIP",
+        default: "",
+        scope: Scope::Global,
+        help: "Address of the UDP publish port (empty: 127.0.0.1 only)",
+    },
+    Key {
+        name: "UDPPort",
+        default: "0",
+        scope: Scope::Global,
+        help: "UDP port accepting one ADDMESSAGE per datagram (0: off)",
+    },
+];
+
+/// The key with exactly this name (case-sensitive, as in config files).
+pub fn find(name: &str) -> Option<&'static Key> {
+    KEYS.iter().find(|k| k.name == name)
+}
+
+/// Why a command-line key did not resolve.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PrefixError {
+    Unknown,
+    Ambiguous,
+}
+
+/// Resolve a command-line key: an exact (case-insensitive) name wins,
+/// otherwise the key must be the prefix of exactly one name.
+pub fn resolve_prefix(given: &str) -> Result<&'static Key, PrefixError> {
+    let given = given.to_ascii_lowercase();
+    let mut found = None;
+    for key in KEYS {
+        let name = key.name.to_ascii_lowercase();
+        if name == given {
+            return Ok(key);
+        }
+        if name.starts_with(&given) {
+            if found.is_some() {
+                return Err(PrefixError::Ambiguous);
+            }
+            found = Some(key);
+        }
+    }
+    found.ok_or(PrefixError::Unknown)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_resolve_like_meteord() {
+        assert_eq!(
+            resolve_prefix("ControllerPort").unwrap().name,
+            "ControllerPort"
+        );
+        assert_eq!(
+            resolve_prefix("controllerp").unwrap().name,
+            "ControllerPort"
+        );
+        assert_eq!(resolve_prefix("Sub"), Err(PrefixError::Ambiguous));
+        assert_eq!(resolve_prefix("h"), Err(PrefixError::Ambiguous));
+        assert_eq!(resolve_prefix("Hel").unwrap().name, "Help");
+        assert_eq!(resolve_prefix("Nope"), Err(PrefixError::Unknown));
+        // "MaxMessages" is a prefix of "MaxMessagesPerChannel" but matches exactly.
+        assert_eq!(resolve_prefix("maxmessages").unwrap().name, "MaxMessages");
+    }
+}

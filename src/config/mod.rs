@@ -1,0 +1,443 @@
+//! Configuration: the legacy `meteord.conf` file and `-Key value` command
+//! line, merged over the legacy defaults into one typed [`Config`].
+//!
+//! Precedence is command line, then file, then default, for every key and
+//! for every `Key.mode` override. Each value remembers where it came from so
+//! that the log (and later the admin UI) can say why a setting has its value.
+
+pub mod cli;
+mod file;
+pub mod keys;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::template::{Kind, Template};
+pub use cli::{parse_args, Invocation, LegacyArgs};
+pub use file::ConfigFile;
+use keys::Scope;
+
+/// The configuration used when no config file exists: the example
+/// configuration shipped with meteord 1.06, every mode included.
+pub const BUILTIN_CONFIG: &str = include_str!("../../assets/meteord.conf");
+
+/// Where a value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Default,
+    /// The built-in default configuration file, at this line.
+    Builtin(usize),
+    /// The configuration file, at this line.
+    File(usize),
+    CommandLine,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Default => write!(f, "default"),
+            Source::Builtin(line) => write!(f, "built-in config line {line}"),
+            Source::File(line) => write!(f, "config file line {line}"),
+            Source::CommandLine => write!(f, "command line"),
+        }
+    }
+}
+
+/// A configuration problem, naming the file, line and key where it can.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: line {line}: {message}")]
+    File {
+        path: String,
+        line: usize,
+        message: String,
+    },
+    #[error("{path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{key} ({origin}): {message}")]
+    Value {
+        key: String,
+        origin: String,
+        message: String,
+    },
+    #[error("command line: {0}")]
+    CommandLine(String),
+}
+
+/// One resolved setting as it is shown to people.
+#[derive(Debug, Clone)]
+pub struct Setting {
+    pub key: &'static str,
+    pub mode: Option<String>,
+    /// The value as written (escapes not yet applied).
+    pub raw: String,
+    pub source: Source,
+}
+
+/// Everything one subscriber mode (a `[section]`, or the global defaults)
+/// decides about a `/push` response.
+#[derive(Debug)]
+pub struct Mode {
+    /// The section name; empty for the global defaults.
+    pub name: String,
+    pub header: Template,
+    pub message: Template,
+    pub channel_info: Template,
+    pub ping: Bytes,
+    pub shutdown: Bytes,
+    pub persist: bool,
+    pub max_messages: u64,
+    pub max_time: u64,
+}
+
+/// The whole, typed configuration.
+#[derive(Debug)]
+pub struct Config {
+    pub controller_ip: IpAddr,
+    pub controller_port: u16,
+    pub controller_shutdown_msg: Bytes,
+    pub debug: bool,
+    pub directory_index: String,
+    pub log_time_format: String,
+    pub max_controller_connections: u64,
+    pub max_subscriber_connections: u64,
+    pub max_message_age: u64,
+    pub max_messages_per_channel: usize,
+    pub ping_interval: u64,
+    pub subscriber_ip: IpAddr,
+    pub subscriber_port: u16,
+    pub document_root: String,
+    pub dynamic_page_address: String,
+    pub syslog_facility: String,
+    pub udp_ip: IpAddr,
+    pub udp_port: u16,
+    /// Settings of requests naming no known mode.
+    pub global: Arc<Mode>,
+    pub modes: HashMap<String, Arc<Mode>>,
+    /// The file read, or `None` when the built-in configuration was used.
+    pub file: Option<PathBuf>,
+    /// Every key (and mode override), for display.
+    pub settings: Vec<Setting>,
+    /// Things worth a warning in the log that did not stop loading.
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// Load the configuration named by the command line (or the default
+    /// location), falling back to the built-in configuration when the
+    /// default file does not exist.
+    pub fn load(args: &LegacyArgs) -> Result<Config, ConfigError> {
+        let (location, explicit) = match args.get("ConfigFileLocation", None) {
+            Some(path) => (unescape(path), true),
+            None => (
+                unescape(keys::find("ConfigFileLocation").unwrap().default),
+                false,
+            ),
+        };
+        let path = Path::new(&location);
+        let (file, used) = if path.is_file() {
+            let text = std::fs::read(path).map_err(|source| ConfigError::Read {
+                path: location.clone(),
+                source,
+            })?;
+            (
+                ConfigFile::parse(&text, &location, Source::File)?,
+                Some(path.to_path_buf()),
+            )
+        } else if explicit {
+            return Err(ConfigError::Read {
+                path: location,
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+            });
+        } else {
+            (
+                ConfigFile::parse(
+                    BUILTIN_CONFIG.as_bytes(),
+                    "built-in config",
+                    Source::Builtin,
+                )?,
+                None,
+            )
+        };
+        Config::from_parts(args, &file, used)
+    }
+
+    /// Build from already-parsed command line and file contents.
+    pub fn from_parts(
+        args: &LegacyArgs,
+        file: &ConfigFile,
+        used: Option<PathBuf>,
+    ) -> Result<Config, ConfigError> {
+        let resolver = Resolver { args, file };
+        let mut warnings = Vec::new();
+
+        let mut mode_names: BTreeSet<String> = file.modes().cloned().collect();
+        mode_names.extend(args.modes().cloned());
+        for (key, mode, origin) in file
+            .entries()
+            .map(|(k, m, v)| (k, m, v.source.to_string()))
+            .chain(
+                args.entries()
+                    .map(|(k, m, _)| (k, m, Source::CommandLine.to_string())),
+            )
+        {
+            if let (Some(mode), Some(key)) = (mode, keys::find(key)) {
+                if key.scope == Scope::Global {
+                    warnings.push(format!(
+                        "{} in mode [{mode}] ({origin}) has no effect per mode; it applies to the whole server only when set outside any section",
+                        key.name
+                    ));
+                }
+            }
+        }
+
+        let global = Arc::new(resolver.mode(None)?);
+        let mut modes = HashMap::new();
+        for name in &mode_names {
+            modes.insert(name.clone(), Arc::new(resolver.mode(Some(name))?));
+        }
+
+        let mut settings = Vec::new();
+        for key in keys::KEYS.iter().filter(|k| k.name != "Help") {
+            let (raw, source) = resolver.raw(key.name, None);
+            settings.push(Setting {
+                key: key.name,
+                mode: None,
+                raw: raw.to_string(),
+                source,
+            });
+            if key.scope == Scope::PerMode {
+                for name in &mode_names {
+                    let (raw, source) = resolver.raw(key.name, Some(name));
+                    if matches!(source, Source::Default) || resolver.is_inherited(key.name, name) {
+                        continue;
+                    }
+                    settings.push(Setting {
+                        key: key.name,
+                        mode: Some(name.clone()),
+                        raw: raw.to_string(),
+                        source,
+                    });
+                }
+            }
+        }
+
+        let dynamic_page_address = resolver.string("SubscriberDynamicPageAddress", None);
+        if !dynamic_page_address.starts_with('/') {
+            return Err(resolver.invalid(
+                "SubscriberDynamicPageAddress",
+                None,
+                "must start with '/'",
+            ));
+        }
+
+        Ok(Config {
+            controller_ip: resolver.ip("ControllerIP", Ipv4Addr::LOCALHOST.into())?,
+            controller_port: resolver.port("ControllerPort")?,
+            controller_shutdown_msg: Bytes::from(resolver.string("ControllerShutdownMsg", None)),
+            debug: resolver.flag("Debug", None)?,
+            directory_index: resolver.string("DirectoryIndex", None),
+            log_time_format: resolver.string("LogTimeFormat", None),
+            max_controller_connections: resolver.number("MaxControllerConnections", None)?,
+            max_subscriber_connections: resolver.number("MaxSubscriberConnections", None)?,
+            max_message_age: resolver.number("MaxMessageAge", None)?,
+            max_messages_per_channel: resolver.number("MaxMessagesPerChannel", None)? as usize,
+            ping_interval: resolver.number("PingInterval", None)?,
+            subscriber_ip: resolver.ip("SubscriberIP", Ipv4Addr::UNSPECIFIED.into())?,
+            subscriber_port: resolver.port("SubscriberPort")?,
+            document_root: resolver.string("SubscriberDocumentRoot", None),
+            dynamic_page_address,
+            syslog_facility: resolver.string("SyslogFacility", None),
+            udp_ip: resolver.ip("UDPIP", Ipv4Addr::LOCALHOST.into())?,
+            udp_port: resolver.port("UDPPort")?,
+            global,
+            modes,
+            file: used,
+            settings,
+            warnings,
+        })
+    }
+
+    /// The settings for a mode named in a request: its section if the
+    /// config has one (names match case-sensitively), else the globals.
+    pub fn mode(&self, name: &str) -> &Arc<Mode> {
+        self.modes.get(name).unwrap_or(&self.global)
+    }
+}
+
+/// Looks values up with command line > file > default precedence.
+struct Resolver<'a> {
+    args: &'a LegacyArgs,
+    file: &'a ConfigFile,
+}
+
+impl Resolver<'_> {
+    /// The raw value and its source; a mode falls back to the global value.
+    fn raw(&self, key: &str, mode: Option<&str>) -> (&str, Source) {
+        if let Some(mode) = mode {
+            if let Some(v) = self.args.get(key, Some(mode)) {
+                return (v, Source::CommandLine);
+            }
+            if let Some(v) = self.file.get(key, Some(mode)) {
+                return (&v.raw, v.source.clone());
+            }
+        }
+        if let Some(v) = self.args.get(key, None) {
+            return (v, Source::CommandLine);
+        }
+        if let Some(v) = self.file.get(key, None) {
+            return (&v.raw, v.source.clone());
+        }
+        (keys::find(key).map_or("", |k| k.default), Source::Default)
+    }
+
+    /// True when a mode has no value of its own for this key.
+    fn is_inherited(&self, key: &str, mode: &str) -> bool {
+        self.args.get(key, Some(mode)).is_none() && self.file.get(key, Some(mode)).is_none()
+    }
+
+    fn origin(&self, key: &str, mode: Option<&str>) -> String {
+        let (_, source) = self.raw(key, mode);
+        match mode {
+            Some(m) => format!("mode [{m}], {source}"),
+            None => source.to_string(),
+        }
+    }
+
+    fn invalid(&self, key: &str, mode: Option<&str>, message: &str) -> ConfigError {
+        let (raw, _) = self.raw(key, mode);
+        ConfigError::Value {
+            key: key.to_string(),
+            origin: self.origin(key, mode),
+            message: format!("{message} (got '{raw}')"),
+        }
+    }
+
+    fn string(&self, key: &str, mode: Option<&str>) -> String {
+        unescape(self.raw(key, mode).0)
+    }
+
+    fn number(&self, key: &str, mode: Option<&str>) -> Result<u64, ConfigError> {
+        let value = self.string(key, mode);
+        let trimmed = value.trim();
+        if trimmed.is_empty() {
+            return Ok(0);
+        }
+        trimmed
+            .parse()
+            .map_err(|_| self.invalid(key, mode, "expected a whole number"))
+    }
+
+    fn flag(&self, key: &str, mode: Option<&str>) -> Result<bool, ConfigError> {
+        Ok(self.number(key, mode)? != 0)
+    }
+
+    fn port(&self, key: &str) -> Result<u16, ConfigError> {
+        let n = self.number(key, None)?;
+        u16::try_from(n).map_err(|_| self.invalid(key, None, "expected a port number (0-65535)"))
+    }
+
+    fn ip(&self, key: &str, empty: IpAddr) -> Result<IpAddr, ConfigError> {
+        let value = self.string(key, None);
+        let value = value.trim();
+        if value.is_empty() {
+            return Ok(empty);
+        }
+        if value.eq_ignore_ascii_case("localhost") {
+            return Ok(Ipv4Addr::LOCALHOST.into());
+        }
+        value
+            .parse()
+            .map_err(|_| self.invalid(key, None, "expected an IP address"))
+    }
+
+    fn mode(&self, name: Option<&str>) -> Result<Mode, ConfigError> {
+        let template = |key: &str, kind| Template::parse(self.string(key, name).as_bytes(), kind);
+        Ok(Mode {
+            name: name.unwrap_or_default().to_string(),
+            header: template("HeaderTemplate", Kind::Header),
+            message: template("MessageTemplate", Kind::Message),
+            channel_info: template("ChannelInfoTemplate", Kind::ChannelInfo),
+            ping: Bytes::from(self.string("PingMessage", name)),
+            shutdown: Bytes::from(self.string("SubscriberShutdownMsg", name)),
+            persist: self.flag("Persist", name)?,
+            max_messages: self.number("MaxMessages", name)?,
+            max_time: self.number("MaxTime", name)?,
+        })
+    }
+}
+
+/// Apply meteord's value escapes: `\r \n \t \s \0`; any other `\X` is `X`.
+pub fn unescape(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('r') => out.push('\r'),
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some('s') => out.push(' '),
+            Some('0') => out.push('\0'),
+            Some(other) => out.push(other),
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+/// Every (key, mode) pair given, for warnings.
+type Entry<'a, V> = (&'a str, Option<&'a str>, V);
+
+pub(crate) fn entries_of<V>(
+    map: &BTreeMap<(String, Option<String>), V>,
+) -> impl Iterator<Item = Entry<'_, &V>> {
+    map.iter().map(|((k, m), v)| (k.as_str(), m.as_deref(), v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unescapes_like_meteord() {
+        assert_eq!(unescape(r"a\r\nb\tc\sd\0e\\f\qg"), "a\r\nb\tc d\0e\\fqg");
+        assert_eq!(unescape("trailing\\"), "trailing\\");
+    }
+
+    #[test]
+    fn builtin_config_has_every_example_mode() {
+        let file =
+            ConfigFile::parse(BUILTIN_CONFIG.as_bytes(), "built-in", Source::Builtin).unwrap();
+        let config = Config::from_parts(&LegacyArgs::default(), &file, None).unwrap();
+        for mode in [
+            "iframe",
+            "xhrinteractive",
+            "simplepoll",
+            "smartpoll",
+            "longpoll",
+            "flash",
+            "flashloadvars",
+        ] {
+            assert!(config.modes.contains_key(mode), "{mode} missing");
+        }
+        assert_eq!(config.ping_interval, 3);
+        assert_eq!(config.mode("longpoll").max_messages, 1);
+        assert!(config.mode("longpoll").persist);
+        assert!(!config.mode("simplepoll").persist);
+        assert_eq!(config.mode("flash").ping.as_ref(), b".\0");
+        assert!(config.mode("flashloadvars").ping.is_empty());
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    }
+}

@@ -1,0 +1,162 @@
+//! The control port: publishers speak meteord's line protocol over TCP
+//! (and, optionally, send one ADDMESSAGE per UDP datagram).
+//!
+//! Replies are collected while more complete lines are buffered and written
+//! in one go, so a pipelining publisher costs one syscall per read.
+
+mod command;
+mod lines;
+pub mod udp;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tracing::{debug, warn};
+
+pub use command::Command;
+use command::{ERR_BUSY, ERR_SYNTAX, ERR_TOO_LONG};
+use lines::{Framed, LineBuffer};
+
+use crate::hub::{Hub, Stat};
+use crate::server::{accept_backoff, Shared};
+
+/// The longest control line accepted (a message's text must fit).
+pub const MAX_LINE: usize = 1 << 20;
+/// A publisher that does not take its replies for this long is dropped.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Accept publishers until shutdown.
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                debug!(%peer, "controller connected");
+                let shared2 = shared.clone();
+                shared
+                    .tasks
+                    .spawn(async move { connection(stream, shared2).await });
+            }
+            Err(e) => accept_backoff("control", e).await,
+        }
+    }
+}
+
+async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {
+    let stats = &shared.hub.stats;
+    stats.incr(Stat::TotalRequests);
+    stats.incr(Stat::CurrentControllers);
+    stats.incr(Stat::ControllerConnectionsAccepted);
+    let _ = stream.set_nodelay(true);
+    let max = shared.config.load().max_controller_connections;
+    if max > 0 && stats.get(Stat::CurrentControllers) > max {
+        warn!("more than {max} publishers connected; refusing one");
+        let _ = write(&mut stream, ERR_BUSY, &shared.hub).await;
+        let _ = stream.shutdown().await;
+        stats.decr(Stat::CurrentControllers);
+        return;
+    }
+
+    let mut lines = LineBuffer::new(MAX_LINE);
+    let mut out: Vec<u8> = Vec::new();
+    loop {
+        let read = tokio::select! {
+            _ = shared.shutdown.cancelled() => {
+                let message = shared.config.load().controller_shutdown_msg.clone();
+                if !message.is_empty() {
+                    let _ = write(&mut stream, &message, &shared.hub).await;
+                }
+                break;
+            }
+            read = stream.read_buf(lines.read_target()) => read,
+        };
+        let n = match read {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        stats.add(Stat::TotalInboundBytes, n as u64);
+
+        let mut quit = false;
+        while let Some(framed) = lines.next_line() {
+            match framed {
+                Framed::Line(line) => quit |= execute(&line, &shared.hub, &mut out),
+                Framed::Malformed => out.extend_from_slice(ERR_SYNTAX),
+                Framed::TooLong => out.extend_from_slice(ERR_TOO_LONG),
+            }
+        }
+        if !out.is_empty() {
+            if write(&mut stream, &out, &shared.hub).await.is_err() {
+                break;
+            }
+            out.clear();
+        }
+        if quit {
+            break;
+        }
+    }
+    let _ = stream.shutdown().await;
+    stats.decr(Stat::CurrentControllers);
+}
+
+async fn write(stream: &mut TcpStream, bytes: &[u8], hub: &Hub) -> std::io::Result<()> {
+    match tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(bytes)).await {
+        Ok(Ok(())) => {
+            hub.stats.add(Stat::TotalOutboundBytes, bytes.len() as u64);
+            Ok(())
+        }
+        Ok(Err(e)) => Err(e),
+        Err(_) => {
+            warn!("controller did not read its replies for {WRITE_TIMEOUT:?}; dropping it");
+            Err(std::io::ErrorKind::TimedOut.into())
+        }
+    }
+}
+
+/// Run one command line, appending its reply. Returns true for QUIT.
+pub fn execute(line: &[u8], hub: &Hub, out: &mut Vec<u8>) -> bool {
+    match Command::parse(line) {
+        Command::AddMessage { channel, text } => {
+            let id = hub.publish(channel, Bytes::copy_from_slice(text));
+            debug!(channel = %String::from_utf8_lossy(channel), id, "message added");
+            out.extend_from_slice(b"OK\t");
+            crate::template::push_decimal(out, id);
+            out.extend_from_slice(b"\r\n");
+        }
+        Command::CountSubscribers { channel } => {
+            out.extend_from_slice(b"OK ");
+            crate::template::push_decimal(out, hub.count_subscribers(channel) as u64);
+            out.extend_from_slice(b"\r\n");
+        }
+        Command::ListChannels => {
+            out.extend_from_slice(b"OK\r\n");
+            for channel in hub.list_channels() {
+                out.extend_from_slice(&channel.name);
+                out.extend_from_slice(
+                    format!("({}/{})\r\n", channel.messages, channel.subscribers).as_bytes(),
+                );
+            }
+            out.extend_from_slice(b"--EOT--\r\n");
+        }
+        Command::ShowStats => {
+            out.extend_from_slice(b"OK\r\n");
+            out.extend_from_slice(format!("uptime: {}\r\n", hub.uptime()).as_bytes());
+            out.extend_from_slice(format!("channel_count: {}\r\n", hub.channel_count()).as_bytes());
+            for (stat, value) in hub.stats.touched() {
+                out.extend_from_slice(format!("{}: {value}\r\n", stat.name()).as_bytes());
+            }
+            out.extend_from_slice(b"--EOT--\r\n");
+        }
+        Command::Quit => {
+            out.extend_from_slice(b"OK\r\n");
+            return true;
+        }
+        Command::Invalid => out.extend_from_slice(ERR_SYNTAX),
+    }
+    false
+}

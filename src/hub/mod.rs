@@ -1,0 +1,504 @@
+//! The channel hub: channels, their message caches, global message ids and
+//! the subscribers listening to them.
+//!
+//! Everything that publishes (control port, UDP, later the HTTP API and the
+//! admin UI) and everything that subscribes (legacy `/push`, later SSE and
+//! WebSocket) goes through this narrow interface: [`Hub::publish`],
+//! [`Hub::subscribe`], and the stats and maintenance calls.
+//!
+//! One lock guards the whole hub state. That makes the ordering guarantees
+//! simple — ids are handed out, cached and fanned out in one step, so every
+//! subscriber, even one listening to several channels, sees messages in id
+//! order, and a new subscriber's backlog and its live messages never overlap
+//! or leave a gap. The work under the lock is short: render once per
+//! distinct framing, then copy those bytes into each subscriber's outbox.
+
+mod message;
+mod stats;
+mod subscriber;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use indexmap::IndexMap;
+
+use message::framing_key;
+pub use message::{unix_now, Framing, Message};
+pub use stats::{Stat, Stats};
+pub use subscriber::{Delivery, Next, Subscriber, SubscriberInfo};
+
+/// Where a subscription starts in a channel's cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Live messages only.
+    Live,
+    /// The first cached message whose id is at least this (`.r<id>`).
+    FromId(u64),
+    /// The last n cached messages (`.b<n>`, n > 0).
+    Last(usize),
+    /// Everything cached (`.h`, `.b0`, `.r` without digits).
+    All,
+}
+
+/// A channel as seen when a subscription starts, for `~channelinfo~`.
+#[derive(Debug, Clone)]
+pub struct ChannelSnapshot {
+    pub name: Bytes,
+    pub last_id: Option<u64>,
+    pub message_count: usize,
+    pub subscriber_count: usize,
+}
+
+/// One line of LISTCHANNELS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelSummary {
+    pub name: Bytes,
+    pub messages: usize,
+    pub subscribers: usize,
+}
+
+/// A subscription request.
+pub struct Subscription<'a> {
+    pub subscriber: Arc<Subscriber>,
+    /// Channels in request order; a channel named twice uses its last start.
+    pub channels: &'a [(Bytes, Start)],
+    /// Keep receiving live messages after the backlog.
+    pub persist: bool,
+    /// Close the subscription after this long.
+    pub max_time: Option<Duration>,
+}
+
+#[derive(Default)]
+struct Channel {
+    messages: VecDeque<Arc<Message>>,
+    subscribers: IndexMap<u64, Arc<Subscriber>>,
+}
+
+impl Channel {
+    fn is_idle(&self) -> bool {
+        self.messages.is_empty() && self.subscribers.is_empty()
+    }
+
+    /// Index of the first cached message the start asks for, if any.
+    fn start_index(&self, start: Start) -> Option<usize> {
+        let len = self.messages.len();
+        match start {
+            Start::Live => None,
+            _ if len == 0 => None,
+            Start::All => Some(0),
+            Start::Last(n) => Some(len.saturating_sub(n)),
+            Start::FromId(id) => {
+                let index = self.messages.partition_point(|m| m.id < id);
+                (index < len).then_some(index)
+            }
+        }
+    }
+}
+
+/// A live subscriber and what it is attached to.
+struct Member {
+    subscriber: Arc<Subscriber>,
+    channels: Vec<Bytes>,
+    deadline: Option<Instant>,
+}
+
+#[derive(Default)]
+struct State {
+    next_id: u64,
+    channels: HashMap<Bytes, Channel>,
+    members: HashMap<u64, Member>,
+    /// Host id → the persistent subscriber currently using it.
+    hosts: HashMap<Bytes, u64>,
+}
+
+impl State {
+    /// Detach a subscriber from all its channels; drop channels left idle.
+    fn detach(&mut self, id: u64) -> Option<Arc<Subscriber>> {
+        let member = self.members.remove(&id)?;
+        for name in &member.channels {
+            if let Some(channel) = self.channels.get_mut(name) {
+                channel.subscribers.swap_remove(&id);
+                if channel.is_idle() {
+                    self.channels.remove(name);
+                }
+            }
+        }
+        if let Some(host) = &member.subscriber.info.host_id {
+            if self.hosts.get(host) == Some(&id) {
+                self.hosts.remove(host);
+            }
+        }
+        Some(member.subscriber)
+    }
+
+    fn expire_if_idle(&mut self, name: &Bytes) {
+        if self.channels.get(name).is_some_and(Channel::is_idle) {
+            self.channels.remove(name);
+        }
+    }
+}
+
+/// The hub. Cheap to share: wrap it in an `Arc`.
+pub struct Hub {
+    state: Mutex<State>,
+    pub stats: Stats,
+    max_per_channel: AtomicUsize,
+    max_age: AtomicU64,
+    next_subscriber: AtomicU64,
+    started: SystemTime,
+}
+
+impl Hub {
+    /// A hub keeping at most `max_per_channel` messages (0: no limit) per
+    /// channel, none older than `max_age` seconds.
+    pub fn new(max_per_channel: usize, max_age: u64) -> Hub {
+        Hub {
+            state: Mutex::new(State::default()),
+            stats: Stats::default(),
+            max_per_channel: AtomicUsize::new(max_per_channel),
+            max_age: AtomicU64::new(max_age),
+            next_subscriber: AtomicU64::new(1),
+            started: SystemTime::now(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Change the cache limits (config reload); applied on the next publish
+    /// and the next age sweep.
+    pub fn set_limits(&self, max_per_channel: usize, max_age: u64) {
+        self.max_per_channel.store(max_per_channel, Relaxed);
+        self.max_age.store(max_age, Relaxed);
+    }
+
+    /// Seconds since the hub was created.
+    pub fn uptime(&self) -> u64 {
+        self.started.elapsed().map_or(0, |d| d.as_secs())
+    }
+
+    /// A fresh subscriber id.
+    pub fn next_subscriber_id(&self) -> u64 {
+        self.next_subscriber.fetch_add(1, Relaxed)
+    }
+
+    /// Publish `text` on `channel`: assign the next id, cache it and hand it
+    /// to every subscriber of the channel. Returns the id.
+    pub fn publish(&self, channel: &[u8], text: Bytes) -> u64 {
+        let timestamp = unix_now();
+        let max = self.max_per_channel.load(Relaxed);
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let id = state.next_id;
+        state.next_id += 1;
+
+        let (name, chan) = match state.channels.get_key_value(channel) {
+            Some((name, _)) => {
+                let name = name.clone();
+                let chan = state.channels.get_mut(channel).expect("present");
+                (name, chan)
+            }
+            None => {
+                let name = Bytes::copy_from_slice(channel);
+                (name.clone(), state.channels.entry(name).or_default())
+            }
+        };
+        let message = Arc::new(Message {
+            id,
+            channel: name.clone(),
+            text,
+            timestamp,
+        });
+        chan.messages.push_back(message.clone());
+        if max > 0 {
+            while chan.messages.len() > max {
+                chan.messages.pop_front();
+            }
+        }
+
+        // Render once per framing in use, then copy to each outbox.
+        let mut rendered: Vec<u8> = Vec::new();
+        let mut renders: Vec<(usize, usize, usize)> = Vec::new();
+        let mut finished: Vec<u64> = Vec::new();
+        let mut served = 0u64;
+        for subscriber in chan.subscribers.values() {
+            let key = framing_key(&subscriber.framing);
+            let (start, end) = match renders.iter().find(|r| r.0 == key) {
+                Some(&(_, start, end)) => (start, end),
+                None => {
+                    let start = rendered.len();
+                    subscriber.framing.render(&message, &mut rendered);
+                    renders.push((key, start, rendered.len()));
+                    (start, rendered.len())
+                }
+            };
+            match subscriber.push_message(&rendered[start..end]) {
+                Delivery::Queued => served += 1,
+                Delivery::Last => {
+                    served += 1;
+                    finished.push(subscriber.id);
+                }
+                Delivery::Refused => finished.push(subscriber.id),
+            }
+        }
+        for sub in finished {
+            state.detach(sub);
+        }
+        drop(guard);
+        self.stats.incr(Stat::UniqueMessages);
+        if served > 0 {
+            self.stats.add(Stat::MessagesServed, served);
+        }
+        id
+    }
+
+    /// Start a subscription: write the header (built by `header` from the
+    /// channels' state), then the backlog of each channel in request order,
+    /// then — if persistent and not yet finished — attach it for live
+    /// messages. A persistent subscription with a host id replaces (kicks)
+    /// any older one with the same host id.
+    pub fn subscribe(
+        &self,
+        request: Subscription<'_>,
+        header: impl FnOnce(&[ChannelSnapshot], &mut Vec<u8>),
+    ) {
+        let Subscription {
+            subscriber,
+            channels,
+            persist,
+            max_time,
+        } = request;
+        // A channel named twice: the last start wins, the first position stays.
+        let mut wanted: Vec<(Bytes, Start)> = Vec::with_capacity(channels.len());
+        for (name, start) in channels {
+            match wanted.iter_mut().find(|(n, _)| n == name) {
+                Some(entry) => entry.1 = *start,
+                None => wanted.push((name.clone(), *start)),
+            }
+        }
+
+        let mut state = self.lock();
+        if persist {
+            if let Some(host) = &subscriber.info.host_id {
+                if let Some(old) = state.hosts.get(host).copied() {
+                    if let Some(old) = state.detach(old) {
+                        old.close(true);
+                    }
+                }
+            }
+        }
+
+        let snapshots: Vec<ChannelSnapshot> = wanted
+            .iter()
+            .map(|(name, _)| {
+                let channel = state.channels.get(name);
+                ChannelSnapshot {
+                    name: name.clone(),
+                    last_id: channel.and_then(|c| c.messages.back()).map(|m| m.id),
+                    message_count: channel.map_or(0, |c| c.messages.len()),
+                    subscriber_count: channel.map_or(0, |c| c.subscribers.len()),
+                }
+            })
+            .collect();
+        let mut head = Vec::new();
+        header(&snapshots, &mut head);
+        subscriber.push_raw(&head);
+
+        let mut served = 0u64;
+        let mut done = false;
+        let mut buf = Vec::new();
+        for (name, start) in &wanted {
+            let Some(channel) = state.channels.get(name) else {
+                continue;
+            };
+            let Some(first) = channel.start_index(*start) else {
+                continue;
+            };
+            for message in channel.messages.range(first..) {
+                buf.clear();
+                subscriber.framing.render(message, &mut buf);
+                match subscriber.push_backlog(&buf) {
+                    Delivery::Queued | Delivery::Last => served += 1,
+                    Delivery::Refused => done = true,
+                }
+            }
+        }
+        // The backlog of every requested channel goes out, then the limit
+        // closes the subscription.
+        if subscriber.limit_reached() {
+            done = true;
+            subscriber.close(false);
+        }
+
+        if persist && !done {
+            let id = subscriber.id;
+            for (name, _) in &wanted {
+                state
+                    .channels
+                    .entry(name.clone())
+                    .or_default()
+                    .subscribers
+                    .insert(id, subscriber.clone());
+            }
+            if let Some(host) = &subscriber.info.host_id {
+                state.hosts.insert(host.clone(), id);
+            }
+            state.members.insert(
+                id,
+                Member {
+                    subscriber: subscriber.clone(),
+                    channels: wanted.iter().map(|(n, _)| n.clone()).collect(),
+                    deadline: max_time.map(|t| Instant::now() + t),
+                },
+            );
+        } else if !done {
+            subscriber.close(false);
+        }
+        drop(state);
+        if served > 0 {
+            self.stats.add(Stat::MessagesServed, served);
+        }
+    }
+
+    /// Detach a subscriber whose connection ended.
+    pub fn unsubscribe(&self, id: u64) {
+        self.lock().detach(id);
+    }
+
+    /// End the persistent subscription using this host id, with its
+    /// shutdown message. Returns whether there was one.
+    pub fn kick(&self, host_id: &[u8]) -> bool {
+        let mut state = self.lock();
+        let Some(id) = state.hosts.get(host_id).copied() else {
+            return false;
+        };
+        match state.detach(id) {
+            Some(subscriber) => {
+                subscriber.close(true);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Subscribers listening to a channel (0 for an unknown channel, which
+    /// is not created).
+    pub fn count_subscribers(&self, channel: &[u8]) -> usize {
+        self.lock()
+            .channels
+            .get(channel)
+            .map_or(0, |c| c.subscribers.len())
+    }
+
+    /// Every channel with its message and subscriber counts, in byte order
+    /// of the names.
+    pub fn list_channels(&self) -> Vec<ChannelSummary> {
+        let mut list: Vec<ChannelSummary> = self
+            .lock()
+            .channels
+            .iter()
+            .map(|(name, c)| ChannelSummary {
+                name: name.clone(),
+                messages: c.messages.len(),
+                subscribers: c.subscribers.len(),
+            })
+            .collect();
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+        list
+    }
+
+    pub fn channel_count(&self) -> usize {
+        self.lock().channels.len()
+    }
+
+    /// Persistent subscribers currently attached.
+    pub fn subscriber_count(&self) -> usize {
+        self.lock().members.len()
+    }
+
+    /// The cached messages of a channel, oldest first.
+    pub fn messages(&self, channel: &[u8]) -> Vec<Arc<Message>> {
+        self.lock()
+            .channels
+            .get(channel)
+            .map(|c| c.messages.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Empty every channel's cache (SIGUSR1).
+    pub fn clear_caches(&self) {
+        let mut state = self.lock();
+        for channel in state.channels.values_mut() {
+            channel.messages.clear();
+        }
+        state.channels.retain(|_, c| !c.is_idle());
+    }
+
+    /// Drop messages older than MaxMessageAge, and channels left idle.
+    pub fn trim_by_age(&self) {
+        let max_age = self.max_age.load(Relaxed);
+        let oldest = unix_now().saturating_sub(max_age);
+        let mut state = self.lock();
+        let mut emptied = Vec::new();
+        for (name, channel) in state.channels.iter_mut() {
+            while channel
+                .messages
+                .front()
+                .is_some_and(|m| m.timestamp < oldest)
+            {
+                channel.messages.pop_front();
+            }
+            if channel.is_idle() {
+                emptied.push(name.clone());
+            }
+        }
+        for name in emptied {
+            state.expire_if_idle(&name);
+        }
+    }
+
+    /// Queue each persistent subscriber's ping.
+    pub fn ping_all(&self) {
+        let state = self.lock();
+        for member in state.members.values() {
+            member.subscriber.push_raw(member.subscriber.framing.ping());
+        }
+    }
+
+    /// Close subscriptions past their MaxTime (no shutdown message, as in
+    /// meteord).
+    pub fn expire_deadlines(&self, now: Instant) {
+        let mut state = self.lock();
+        let due: Vec<u64> = state
+            .members
+            .iter()
+            .filter(|(_, m)| m.deadline.is_some_and(|d| d <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            if let Some(subscriber) = state.detach(id) {
+                subscriber.close(false);
+            }
+        }
+    }
+
+    /// Close every subscription with its shutdown message (server shutdown).
+    pub fn close_all(&self) {
+        let mut state = self.lock();
+        let ids: Vec<u64> = state.members.keys().copied().collect();
+        for id in ids {
+            if let Some(subscriber) = state.detach(id) {
+                subscriber.close(true);
+            }
+        }
+    }
+
+    /// The next message id that will be assigned.
+    pub fn next_message_id(&self) -> u64 {
+        self.lock().next_id
+    }
+}

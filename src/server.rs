@@ -1,0 +1,246 @@
+//! Wiring: bind the listeners, run the accept loops and housekeeping, react
+//! to signals, and shut down gracefully.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use arc_swap::ArcSwap;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
+
+use crate::config::{Config, LegacyArgs};
+use crate::hub::Hub;
+use crate::subscriber::static_files::Documents;
+
+/// How long shutdown waits for connections to take their last bytes.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// State every task can reach.
+pub struct Shared {
+    pub hub: Arc<Hub>,
+    pub config: ArcSwap<Config>,
+    /// The command line, kept for reloads.
+    pub args: LegacyArgs,
+    pub documents: Documents,
+    /// Cancelled when the server starts shutting down.
+    pub shutdown: CancellationToken,
+    pub tasks: TaskTracker,
+}
+
+impl Shared {
+    /// Re-read the configuration (SIGHUP). On error the old one stays.
+    pub fn reload(&self) -> anyhow::Result<()> {
+        let config = Config::load(&self.args)?;
+        for warning in &config.warnings {
+            warn!("{warning}");
+        }
+        let old = self.config.load();
+        if (config.controller_ip, config.controller_port)
+            != (old.controller_ip, old.controller_port)
+            || (config.subscriber_ip, config.subscriber_port)
+                != (old.subscriber_ip, old.subscriber_port)
+            || (config.udp_ip, config.udp_port) != (old.udp_ip, old.udp_port)
+        {
+            warn!("listening addresses change only on restart");
+        }
+        self.hub
+            .set_limits(config.max_messages_per_channel, config.max_message_age);
+        self.config.store(Arc::new(config));
+        self.documents.clear();
+        Ok(())
+    }
+}
+
+/// A server with its listeners bound, ready to run.
+pub struct Server {
+    shared: Arc<Shared>,
+    control: TcpListener,
+    subscriber: TcpListener,
+    udp: Option<UdpSocket>,
+}
+
+impl Server {
+    /// Bind every listener the configuration asks for.
+    pub async fn bind(config: Config, args: LegacyArgs) -> anyhow::Result<Server> {
+        let control_addr = SocketAddr::new(config.controller_ip, config.controller_port);
+        let subscriber_addr = SocketAddr::new(config.subscriber_ip, config.subscriber_port);
+        let control = TcpListener::bind(control_addr)
+            .await
+            .with_context(|| format!("cannot listen on control address {control_addr}"))?;
+        let subscriber = TcpListener::bind(subscriber_addr)
+            .await
+            .with_context(|| format!("cannot listen on subscriber address {subscriber_addr}"))?;
+        let udp = if config.udp_port > 0 {
+            let addr = SocketAddr::new(config.udp_ip, config.udp_port);
+            Some(
+                UdpSocket::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on UDP address {addr}"))?,
+            )
+        } else {
+            None
+        };
+        let hub = Arc::new(Hub::new(
+            config.max_messages_per_channel,
+            config.max_message_age,
+        ));
+        let shared = Arc::new(Shared {
+            hub,
+            config: ArcSwap::from_pointee(config),
+            args,
+            documents: Documents::default(),
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        });
+        Ok(Server {
+            shared,
+            control,
+            subscriber,
+            udp,
+        })
+    }
+
+    pub fn control_addr(&self) -> SocketAddr {
+        self.control.local_addr().expect("bound")
+    }
+
+    pub fn subscriber_addr(&self) -> SocketAddr {
+        self.subscriber.local_addr().expect("bound")
+    }
+
+    pub fn udp_addr(&self) -> Option<SocketAddr> {
+        self.udp.as_ref().and_then(|u| u.local_addr().ok())
+    }
+
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+
+    /// Cancel this to shut the server down gracefully.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shared.shutdown.clone()
+    }
+
+    /// Serve until the shutdown token is cancelled, then close every
+    /// connection (with the shutdown messages) and wait for them.
+    pub async fn run(self) -> anyhow::Result<()> {
+        let shared = self.shared;
+        info!("meteord {} starting", env!("CARGO_PKG_VERSION"));
+        info!("control listening on {}", self.control.local_addr()?);
+        info!("subscriber listening on {}", self.subscriber.local_addr()?);
+        if let Some(udp) = &self.udp {
+            info!("udp listening on {}", udp.local_addr()?);
+        }
+        let mut loops = tokio::task::JoinSet::new();
+        loops.spawn(crate::control::serve(self.control, shared.clone()));
+        loops.spawn(crate::subscriber::serve(self.subscriber, shared.clone()));
+        if let Some(udp) = self.udp {
+            loops.spawn(crate::control::udp::serve(udp, shared.clone()));
+        }
+        loops.spawn(housekeeping(shared.clone()));
+        loops.spawn(pings(shared.clone()));
+
+        shared.shutdown.cancelled().await;
+        info!("shutting down");
+        shared.hub.close_all();
+        loops.join_all().await;
+        shared.tasks.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, shared.tasks.wait())
+            .await
+            .is_err()
+        {
+            warn!(
+                "{} connection(s) still open after {SHUTDOWN_GRACE:?}; exiting anyway",
+                shared.tasks.len()
+            );
+        }
+        info!("shutdown complete");
+        Ok(())
+    }
+}
+
+/// Age out cached messages and close subscriptions past MaxTime.
+async fn housekeeping(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        shared.hub.trim_by_age();
+        shared.hub.expire_deadlines(Instant::now());
+    }
+}
+
+/// Ping persistent subscribers every PingInterval seconds (re-read after
+/// each ping, so a reload takes effect).
+async fn pings(shared: Arc<Shared>) {
+    loop {
+        let interval = shared.config.load().ping_interval;
+        let wait = if interval == 0 {
+            Duration::from_secs(1)
+        } else {
+            Duration::from_secs(interval)
+        };
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        if interval > 0 && shared.config.load().ping_interval == interval {
+            shared.hub.ping_all();
+        }
+    }
+}
+
+/// After a failed accept (often: out of file descriptors), wait a little
+/// instead of spinning.
+pub async fn accept_backoff(port: &str, error: std::io::Error) {
+    error!("{port} accept failed: {error}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+/// React to Unix signals: HUP reloads, USR1 empties the channel caches,
+/// USR2 drops the document cache, TERM and INT shut down.
+#[cfg(unix)]
+pub async fn handle_signals(shared: Arc<Shared>) -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut usr1 = signal(SignalKind::user_defined1())?;
+    let mut usr2 = signal(SignalKind::user_defined2())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                info!("SIGHUP: reloading the configuration and dropping the document cache");
+                if let Err(e) = shared.reload() {
+                    error!("reload failed, keeping the running configuration: {e:#}");
+                }
+            }
+            _ = usr1.recv() => {
+                info!("SIGUSR1: emptying all channel caches");
+                shared.hub.clear_caches();
+            }
+            _ = usr2.recv() => {
+                info!("SIGUSR2: dropping the document cache");
+                shared.documents.clear();
+            }
+            _ = term.recv() => { info!("SIGTERM"); shared.shutdown.cancel(); return Ok(()); }
+            _ = int.recv() => { info!("SIGINT"); shared.shutdown.cancel(); return Ok(()); }
+        }
+    }
+}
+
+/// On other platforms Ctrl-C shuts down.
+#[cfg(not(unix))]
+pub async fn handle_signals(shared: Arc<Shared>) -> std::io::Result<()> {
+    tokio::signal::ctrl_c().await?;
+    info!("Ctrl-C");
+    shared.shutdown.cancel();
+    Ok(())
+}

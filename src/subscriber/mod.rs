@@ -1,0 +1,193 @@
+//! The subscriber port. Each connection's request line decides its path:
+//!
+//! - `GET <prefix>/<hostid>/<mode>/<channels>` and `GET /disconnect/<id>`:
+//!   legacy subscriptions, answered with raw template bytes ([`push`]);
+//! - other `GET`s outside the reserved prefixes: static files, with
+//!   meteord's header bytes ([`static_files`]);
+//! - everything else (other methods, `/healthz` and the newer endpoints):
+//!   hyper + axum ([`http`]).
+
+pub mod http;
+pub mod push;
+pub mod request;
+pub mod static_files;
+pub mod writer;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tracing::{debug, info};
+
+use crate::hub::Stat;
+use crate::server::{accept_backoff, Shared};
+use request::{HeadError, RequestLine};
+
+/// Paths that always go to the HTTP router, never to static files.
+const ROUTED_PREFIXES: &[&str] = &["/healthz", "/api/", "/metrics", "/sse/", "/ws"];
+
+/// Accept subscribers until shutdown.
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let shared2 = shared.clone();
+                shared
+                    .tasks
+                    .spawn(async move { connection(stream, peer, shared2).await });
+            }
+            Err(e) => accept_backoff("subscriber", e).await,
+        }
+    }
+}
+
+async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    let stats = &shared.hub.stats;
+    stats.incr(Stat::TotalRequests);
+    stats.incr(Stat::CurrentSubscribers);
+    stats.incr(Stat::SubscriberConnectionsAccepted);
+    let _ = stream.set_nodelay(true);
+    let max = shared.config.load().max_subscriber_connections;
+    if max > 0 && stats.get(Stat::CurrentSubscribers) > max {
+        let mut stream = stream;
+        respond_raw(&mut stream, UNAVAILABLE, &shared).await;
+    } else {
+        route(stream, peer, &shared).await;
+    }
+    shared.hub.stats.decr(Stat::CurrentSubscribers);
+}
+
+/// Read the request line, then hand the connection to its handler.
+async fn route(mut stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) {
+    let stats = &shared.hub.stats;
+    let mut buf = BytesMut::with_capacity(1024);
+    loop {
+        let line_end = match request::read_request_line(&mut stream, &mut buf).await {
+            Ok((end, n)) => {
+                stats.add(Stat::TotalInboundBytes, n);
+                end
+            }
+            Err(e) => return refuse(&mut stream, e, shared).await,
+        };
+        let Some(RequestLine { method, target }) = request::parse_request_line(&buf[..line_end])
+        else {
+            return respond_raw(&mut stream, BAD_REQUEST, shared).await;
+        };
+        let config = shared.config.load();
+        let is_get = method == "GET";
+        let routed = ROUTED_PREFIXES.iter().any(|p| target.starts_with(p));
+        if !is_get || routed {
+            return http::serve(stream, buf.freeze(), shared.clone()).await;
+        }
+        // A legacy GET: read the whole head first, as meteord did.
+        let target = target.to_string();
+        let head_len = match request::read_head(&mut stream, &mut buf).await {
+            Ok((end, n)) => {
+                stats.add(Stat::TotalInboundBytes, n);
+                end
+            }
+            Err(e) => return refuse(&mut stream, e, shared).await,
+        };
+        if let Some(push) = request::parse_push_target(&target, &config.dynamic_page_address) {
+            let user_agent = request::header(&buf[..head_len], "User-Agent").map(str::to_string);
+            // Nothing of the request is needed while the subscription streams.
+            drop(buf);
+            drop(config);
+            return push::subscribe(
+                stream,
+                shared.clone(),
+                push,
+                user_agent.as_deref(),
+                Some(peer),
+            )
+            .await;
+        }
+        if let Some(host_id) = target
+            .strip_prefix("/disconnect/")
+            .filter(|h| !h.is_empty())
+        {
+            return push::disconnect(stream, shared.clone(), host_id).await;
+        }
+        let path = target.split('?').next().unwrap_or_default();
+        if serve_document(&mut stream, path, shared, &config)
+            .await
+            .is_err()
+        {
+            return;
+        }
+        // meteord answered one request per connection; pipelined requests
+        // already received are answered too, then the connection closes.
+        buf.advance(head_len);
+        if buf.is_empty() {
+            let _ = stream.shutdown().await;
+            return;
+        }
+    }
+}
+
+async fn serve_document(
+    stream: &mut TcpStream,
+    path: &str,
+    shared: &Shared,
+    config: &crate::config::Config,
+) -> std::io::Result<()> {
+    let stats = &shared.hub.stats;
+    let response = match shared.documents.lookup(config, path) {
+        Some(doc) => {
+            stats.incr(Stat::DocumentsServed);
+            info!(
+                event = "document",
+                path,
+                size = doc.body.len(),
+                status = 200
+            );
+            let html = doc.content_type == "text/html";
+            let mut out =
+                static_files::response_head("200 OK", doc.content_type, doc.body.len(), html);
+            out.extend_from_slice(&doc.body);
+            out
+        }
+        None => {
+            stats.incr(Stat::DocumentsNotFound);
+            info!(event = "document", path, size = 0, status = 404);
+            static_files::response_head("404 Not Found", "text/html", 0, false)
+        }
+    };
+    stream.write_all(&response).await?;
+    stats.add(Stat::TotalOutboundBytes, response.len() as u64);
+    Ok(())
+}
+
+const BAD_REQUEST: &[u8] = b"HTTP/1.1 400 Bad Request\r\nServer: meteord\r\nContent-length: 0\r\nConnection: close\r\n\r\n";
+const URI_TOO_LONG: &[u8] = b"HTTP/1.1 414 URI Too Long\r\nServer: meteord\r\nContent-length: 0\r\nConnection: close\r\n\r\n";
+const HEAD_TOO_LARGE: &[u8] = b"HTTP/1.1 431 Request Header Fields Too Large\r\nServer: meteord\r\nContent-length: 0\r\nConnection: close\r\n\r\n";
+const UNAVAILABLE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nServer: meteord\r\nContent-length: 0\r\nConnection: close\r\n\r\n";
+const TIMEOUT: &[u8] = b"HTTP/1.1 408 Request Timeout\r\nServer: meteord\r\nContent-length: 0\r\nConnection: close\r\n\r\n";
+
+async fn refuse(stream: &mut TcpStream, error: HeadError, shared: &Shared) {
+    debug!(?error, "request refused");
+    let response = match error {
+        HeadError::Closed => return,
+        HeadError::TimedOut => TIMEOUT,
+        HeadError::LineTooLong => URI_TOO_LONG,
+        HeadError::HeadTooLarge => HEAD_TOO_LARGE,
+    };
+    respond_raw(stream, response, shared).await;
+}
+
+async fn respond_raw(stream: &mut TcpStream, response: &[u8], shared: &Shared) {
+    shared.hub.stats.incr(Stat::ErrorsServed);
+    if stream.write_all(response).await.is_ok() {
+        shared
+            .hub
+            .stats
+            .add(Stat::TotalOutboundBytes, response.len() as u64);
+    }
+    let _ = stream.shutdown().await;
+}

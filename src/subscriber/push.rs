@@ -1,0 +1,241 @@
+//! Legacy subscriptions: `GET <prefix>/<hostid>/<mode>/<channels>` and
+//! `GET /disconnect/<hostid>`, answered with the bytes the mode's templates
+//! make — status line and headers included — exactly as meteord did.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tracing::info;
+
+use super::request::PushTarget;
+use super::writer::{stream_outbox, End};
+use crate::config::Mode;
+use crate::hub::{
+    unix_now, ChannelSnapshot, Framing, Message, Start, Stat, Subscriber, SubscriberInfo,
+    Subscription,
+};
+use crate::server::Shared;
+use crate::template::{push_decimal, Field, Template};
+
+/// What `~server~` says.
+pub const SERVER_NAME: &str = "meteord";
+
+impl Framing for Mode {
+    fn render(&self, message: &Message, out: &mut Vec<u8>) {
+        self.message.render(out, |field, out| match field {
+            Field::Id => push_decimal(out, message.id),
+            Field::Channel => out.extend_from_slice(&message.channel),
+            Field::Text => out.extend_from_slice(&message.text),
+            Field::Timestamp => push_decimal(out, message.timestamp),
+            _ => {}
+        });
+    }
+
+    fn ping(&self) -> &[u8] {
+        &self.ping
+    }
+
+    fn shutdown(&self) -> &[u8] {
+        &self.shutdown
+    }
+}
+
+/// Render a mode's header template.
+pub fn render_header(mode: &Mode, status: &str, channels: &[ChannelSnapshot], out: &mut Vec<u8>) {
+    let start = out.len();
+    mode.header.render(out, |field, out| match field {
+        Field::Status => out.extend_from_slice(status.as_bytes()),
+        Field::Server => out.extend_from_slice(SERVER_NAME.as_bytes()),
+        Field::ServerTime => push_decimal(out, unix_now()),
+        Field::ChannelInfo => {
+            for channel in channels {
+                render_channel_info(&mode.channel_info, channel, out);
+            }
+        }
+        _ => {}
+    });
+    // Old pages in an iframe set document.domain; browsers honour that only
+    // for documents that opt out of origin-keyed agent clusters.
+    if mode.name == "iframe" && out[start..].starts_with(b"HTTP/") {
+        if let Some(eol) = memchr::memmem::find(&out[start..], b"\r\n") {
+            let at = start + eol + 2;
+            out.splice(at..at, b"Origin-Agent-Cluster: ?0\r\n".iter().copied());
+        }
+    }
+}
+
+fn render_channel_info(template: &Template, channel: &ChannelSnapshot, out: &mut Vec<u8>) {
+    template.render(out, |field, out| match field {
+        Field::Name => out.extend_from_slice(&channel.name),
+        Field::LastMsgId => push_decimal(out, channel.last_id.unwrap_or(0)),
+        Field::MessageCount => push_decimal(out, channel.message_count as u64),
+        Field::SubscriberCount => push_decimal(out, channel.subscriber_count as u64),
+        _ => {}
+    });
+}
+
+/// Parse one channel spec: `name`, `name.r<id>`, `name.b<n>` or `name.h`
+/// (the letter in any case). `None` for an invalid spec, which is skipped.
+pub fn parse_channel_spec(spec: &str) -> Option<(Bytes, Start)> {
+    let is_name = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'%');
+    let (name, suffix) = match spec.find('.') {
+        Some(dot) => (&spec[..dot], Some(&spec[dot + 1..])),
+        None => (spec, None),
+    };
+    if name.is_empty() || !name.bytes().all(is_name) {
+        return None;
+    }
+    let start = match suffix {
+        None => Start::Live,
+        Some(suffix) => {
+            let mut chars = suffix.chars();
+            let letter = chars.next()?.to_ascii_lowercase();
+            let digits = chars.as_str();
+            if !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            // Digits beyond u64 are "more than any id".
+            let number = (!digits.is_empty()).then(|| digits.parse::<u64>().unwrap_or(u64::MAX));
+            match (letter, number) {
+                ('r', Some(id)) => Start::FromId(id),
+                ('r', None) => Start::All,
+                ('b', Some(n)) if n > 0 => Start::Last(usize::try_from(n).unwrap_or(usize::MAX)),
+                ('b', _) | ('h', _) => Start::All,
+                _ => return None,
+            }
+        }
+    };
+    Some((Bytes::copy_from_slice(name.as_bytes()), start))
+}
+
+/// Serve one subscription request to its end.
+pub async fn subscribe(
+    mut stream: TcpStream,
+    shared: Arc<Shared>,
+    target: PushTarget<'_>,
+    user_agent: Option<&str>,
+    peer: Option<SocketAddr>,
+) {
+    let config = shared.config.load_full();
+    let mode = config.mode(target.mode).clone();
+    let hub = &shared.hub;
+    let channels: Vec<(Bytes, Start)> = target
+        .channels
+        .split('/')
+        .filter_map(parse_channel_spec)
+        .collect();
+
+    if channels.is_empty() {
+        let mut out = Vec::new();
+        render_header(&mode, "404 Not Found", &[], &mut out);
+        out.extend_from_slice(&mode.shutdown);
+        hub.stats.incr(Stat::ErrorsServed);
+        if stream.write_all(&out).await.is_ok() {
+            hub.stats.add(Stat::TotalOutboundBytes, out.len() as u64);
+        }
+        let _ = stream.shutdown().await;
+        return;
+    }
+
+    let host_id = Bytes::copy_from_slice(target.host_id.as_bytes());
+    let subscriber = Arc::new(Subscriber::new(
+        hub.next_subscriber_id(),
+        SubscriberInfo {
+            host_id: Some(host_id),
+            mode: target.mode.to_string(),
+            transport: "legacy",
+            peer,
+            since: SystemTime::now(),
+        },
+        mode.clone(),
+        mode.max_messages,
+    ));
+    let framing_mode = mode.clone();
+    hub.subscribe(
+        Subscription {
+            subscriber: subscriber.clone(),
+            channels: &channels,
+            persist: mode.persist,
+            max_time: (mode.max_time > 0).then(|| Duration::from_secs(mode.max_time)),
+        },
+        |snapshots, out| render_header(&framing_mode, "200 OK", snapshots, out),
+    );
+    let ip = peer.map(|p| p.ip().to_string()).unwrap_or_default();
+    for (name, start) in &channels {
+        info!(
+            event = "joinchannel",
+            ip = %ip,
+            host_id = target.host_id,
+            channel = %String::from_utf8_lossy(name),
+            mode = target.mode,
+            start = ?start,
+            user_agent = user_agent.unwrap_or("-"),
+        );
+    }
+    let started = std::time::Instant::now();
+    let end = stream_outbox(&mut stream, &subscriber, &hub.stats).await;
+    hub.unsubscribe(subscriber.id);
+    let reason = match end {
+        End::Finished => "finished",
+        End::Dropped => "dropped",
+        End::PeerClosed => "client closed",
+    };
+    info!(
+        event = "leavechannel",
+        ip = %ip,
+        host_id = target.host_id,
+        seconds = started.elapsed().as_secs(),
+        messages = subscriber.delivered(),
+        reason,
+    );
+}
+
+/// `GET /disconnect/<hostid>`: end that host's streaming subscription and
+/// answer with the global header.
+pub async fn disconnect(mut stream: TcpStream, shared: Arc<Shared>, host_id: &str) {
+    let kicked = shared.hub.kick(host_id.as_bytes());
+    info!(event = "disconnect", host_id, kicked);
+    let config = shared.config.load_full();
+    let mut out = Vec::new();
+    render_header(&config.global, "200 OK", &[], &mut out);
+    if stream.write_all(&out).await.is_ok() {
+        shared
+            .hub
+            .stats
+            .add(Stat::TotalOutboundBytes, out.len() as u64);
+    }
+    let _ = stream.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_specs() {
+        let spec =
+            |s| parse_channel_spec(s).map(|(n, st)| (String::from_utf8(n.to_vec()).unwrap(), st));
+        assert_eq!(spec("demo"), Some(("demo".into(), Start::Live)));
+        assert_eq!(spec("demo.r5"), Some(("demo".into(), Start::FromId(5))));
+        assert_eq!(spec("demo.R5"), Some(("demo".into(), Start::FromId(5))));
+        assert_eq!(spec("demo.r"), Some(("demo".into(), Start::All)));
+        assert_eq!(spec("demo.b3"), Some(("demo".into(), Start::Last(3))));
+        assert_eq!(spec("demo.b0"), Some(("demo".into(), Start::All)));
+        assert_eq!(spec("demo.b"), Some(("demo".into(), Start::All)));
+        assert_eq!(spec("demo.h"), Some(("demo".into(), Start::All)));
+        assert_eq!(spec("a%20b-c_d"), Some(("a%20b-c_d".into(), Start::Live)));
+        assert_eq!(spec("demo.x5"), None);
+        assert_eq!(spec("demo.r5x"), None);
+        assert_eq!(spec("demo.r5.b2"), None);
+        assert_eq!(spec(".r5"), None);
+        assert_eq!(spec(""), None);
+        assert_eq!(
+            spec("demo.r99999999999999999999999"),
+            Some(("demo".into(), Start::FromId(u64::MAX)))
+        );
+    }
+}

@@ -1,0 +1,212 @@
+//! Reading an HTTP request head from a raw socket, within limits, and
+//! recognising the legacy request forms.
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+
+/// Longest request line accepted.
+pub const MAX_REQUEST_LINE: usize = 8 * 1024;
+/// Longest request head (request line and headers) accepted.
+pub const MAX_HEAD: usize = 64 * 1024;
+/// Time allowed for a client to send its request head.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum HeadError {
+    /// The peer closed (or failed) before sending a whole head.
+    Closed,
+    TimedOut,
+    LineTooLong,
+    HeadTooLarge,
+}
+
+/// Read until `buf` holds a complete line (the request line). Returns the
+/// end of that line (index of its LF).
+pub async fn read_request_line(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+) -> Result<(usize, u64), HeadError> {
+    read_until(stream, buf, MAX_REQUEST_LINE, HeadError::LineTooLong, |b| {
+        memchr::memchr(b'\n', b)
+    })
+    .await
+}
+
+/// Read until `buf` holds a complete head (ending in an empty line).
+/// Returns the index just past the head.
+pub async fn read_head(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+) -> Result<(usize, u64), HeadError> {
+    read_until(stream, buf, MAX_HEAD, HeadError::HeadTooLarge, head_end).await
+}
+
+async fn read_until(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    limit: usize,
+    too_long: HeadError,
+    find: impl Fn(&[u8]) -> Option<usize>,
+) -> Result<(usize, u64), HeadError> {
+    let mut read = 0u64;
+    let deadline = tokio::time::Instant::now() + HEAD_TIMEOUT;
+    loop {
+        if let Some(end) = find(buf) {
+            return Ok((end, read));
+        }
+        if buf.len() > limit {
+            return Err(too_long);
+        }
+        buf.reserve(1024);
+        match tokio::time::timeout_at(deadline, stream.read_buf(buf)).await {
+            Err(_) => return Err(HeadError::TimedOut),
+            Ok(Ok(0)) | Ok(Err(_)) => return Err(HeadError::Closed),
+            Ok(Ok(n)) => read += n as u64,
+        }
+    }
+}
+
+/// Index just past the empty line that ends a head (`\r\n\r\n` or `\n\n`,
+/// mixed endings allowed), if the head is complete.
+pub fn head_end(buf: &[u8]) -> Option<usize> {
+    let mut start = 0;
+    while let Some(offset) = memchr::memchr(b'\n', &buf[start..]) {
+        let lf = start + offset;
+        let next = &buf[lf + 1..];
+        if next.starts_with(b"\n") {
+            return Some(lf + 2);
+        }
+        if next.starts_with(b"\r\n") {
+            return Some(lf + 3);
+        }
+        start = lf + 1;
+    }
+    None
+}
+
+/// The parts of a request line.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RequestLine<'a> {
+    pub method: &'a str,
+    pub target: &'a str,
+}
+
+/// Split `METHOD SP target [SP version]`; `None` if it is not one.
+pub fn parse_request_line(line: &[u8]) -> Option<RequestLine<'_>> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let line = std::str::from_utf8(line).ok()?;
+    let mut parts = line.split_ascii_whitespace();
+    let method = parts.next()?;
+    let target = parts.next()?;
+    if !method.bytes().all(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    Some(RequestLine { method, target })
+}
+
+/// A legacy subscription request: `<prefix>/<hostid>/<mode>/<channels>`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct PushTarget<'a> {
+    pub host_id: &'a str,
+    pub mode: &'a str,
+    pub channels: &'a str,
+}
+
+fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+}
+
+fn is_channel_path(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'%' | b'.' | b'/')
+}
+
+/// Take a non-empty run of bytes matching `ok` from the front of `s`.
+fn take(s: &str, ok: fn(u8) -> bool) -> Option<(&str, &str)> {
+    let len = s.bytes().take_while(|&b| ok(b)).count();
+    (len > 0).then(|| s.split_at(len))
+}
+
+/// Match a request target against the subscription form; the prefix
+/// matches case-insensitively and anything after the channel list (such as
+/// a query string) is ignored, as in meteord.
+pub fn parse_push_target<'a>(target: &'a str, prefix: &str) -> Option<PushTarget<'a>> {
+    let head = target.get(..prefix.len())?;
+    if !head.eq_ignore_ascii_case(prefix) {
+        return None;
+    }
+    let rest = target[prefix.len()..].strip_prefix('/')?;
+    let (host_id, rest) = take(rest, is_word)?;
+    let (mode, rest) = take(rest.strip_prefix('/')?, is_word)?;
+    let (channels, _) = take(rest.strip_prefix('/')?, is_channel_path)?;
+    Some(PushTarget {
+        host_id,
+        mode,
+        channels,
+    })
+}
+
+/// The value of a header (first match, name compared case-insensitively).
+pub fn header<'a>(head: &'a [u8], name: &str) -> Option<&'a str> {
+    let head = std::str::from_utf8(head).ok()?;
+    head.lines().skip(1).find_map(|line| {
+        let (n, v) = line.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heads_end_at_the_empty_line() {
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\nA: b\r\n\r\nrest"), Some(24));
+        assert_eq!(head_end(b"GET / HTTP/1.0\n\nrest"), Some(16));
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\nA: b\r\n"), None);
+    }
+
+    #[test]
+    fn request_lines() {
+        assert_eq!(
+            parse_request_line(b"GET /x HTTP/1.1\r"),
+            Some(RequestLine {
+                method: "GET",
+                target: "/x"
+            })
+        );
+        assert_eq!(parse_request_line(b"GET"), None);
+        assert_eq!(parse_request_line(b"get /x HTTP/1.1"), None);
+    }
+
+    #[test]
+    fn push_targets() {
+        assert_eq!(
+            parse_push_target("/push/abc/longpoll/demo.r5/other?x=1", "/push"),
+            Some(PushTarget {
+                host_id: "abc",
+                mode: "longpoll",
+                channels: "demo.r5/other"
+            })
+        );
+        assert_eq!(
+            parse_push_target("/PUSH/abc/iframe/a", "/push")
+                .unwrap()
+                .mode,
+            "iframe"
+        );
+        assert_eq!(parse_push_target("/push/abc/longpoll/", "/push"), None);
+        assert_eq!(parse_push_target("/push/a-b/longpoll/x", "/push"), None);
+        assert_eq!(parse_push_target("/pushy/a/b/c", "/push"), None);
+        assert_eq!(parse_push_target("/x/a/b/c", "/x").unwrap().channels, "c");
+    }
+
+    #[test]
+    fn headers() {
+        let head = b"GET / HTTP/1.1\r\nHost: x\r\nuser-agent: Test/1.0\r\n\r\n";
+        assert_eq!(header(head, "User-Agent"), Some("Test/1.0"));
+        assert_eq!(header(head, "Referer"), None);
+    }
+}

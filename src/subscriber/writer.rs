@@ -1,0 +1,95 @@
+//! The write side of a streaming subscriber: move bytes from the hub's
+//! outbox to the socket until the subscription ends or the peer leaves.
+
+use std::future::poll_fn;
+use std::task::Poll;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::hub::{Next, Stat, Stats, Subscriber};
+
+/// A write that makes no progress for this long drops the subscriber.
+pub const WRITE_STALL: Duration = Duration::from_secs(120);
+
+/// Why the stream ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The server finished it (backlog sent, MaxMessages, MaxTime, kick, shutdown).
+    Finished,
+    /// The subscriber was dropped (too slow, write stalled or failed).
+    Dropped,
+    /// The client went away.
+    PeerClosed,
+}
+
+enum Event {
+    Next(Next),
+    PeerClosed,
+}
+
+/// Drain the outbox into the socket until the subscription ends.
+pub async fn stream_outbox(stream: &mut TcpStream, subscriber: &Subscriber, stats: &Stats) -> End {
+    loop {
+        let event = poll_fn(|cx| {
+            if let Poll::Ready(next) = subscriber.poll_next(cx) {
+                return Poll::Ready(Event::Next(next));
+            }
+            // Watch for the client leaving; anything it sends is discarded.
+            loop {
+                match stream.poll_read_ready(cx) {
+                    Poll::Ready(Ok(())) => {
+                        let mut scratch = [0u8; 512];
+                        match stream.try_read(&mut scratch) {
+                            Ok(0) => return Poll::Ready(Event::PeerClosed),
+                            Ok(n) => stats.add(Stat::TotalInboundBytes, n as u64),
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                            Err(_) => return Poll::Ready(Event::PeerClosed),
+                        }
+                    }
+                    Poll::Ready(Err(_)) => return Poll::Ready(Event::PeerClosed),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+        })
+        .await;
+        match event {
+            Event::Next(Next::Write(bytes)) => {
+                if let Err(end) = write(stream, &bytes, subscriber).await {
+                    return end;
+                }
+                stats.add(Stat::TotalOutboundBytes, bytes.len() as u64);
+            }
+            Event::Next(Next::Finish) => {
+                let _ = stream.shutdown().await;
+                return End::Finished;
+            }
+            Event::Next(Next::Abort) => return End::Dropped,
+            Event::PeerClosed => return End::PeerClosed,
+        }
+    }
+}
+
+/// Write all of `bytes`: straight away when the socket has room (the usual
+/// case), else wait — but not past the stall limit or an abort.
+async fn write(stream: &mut TcpStream, bytes: &[u8], subscriber: &Subscriber) -> Result<(), End> {
+    let written = match stream.try_write(bytes) {
+        Ok(n) => n,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+        Err(_) => return Err(End::PeerClosed),
+    };
+    let rest = &bytes[written..];
+    if rest.is_empty() {
+        return Ok(());
+    }
+    let aborted = poll_fn(|cx| subscriber.poll_aborted(cx));
+    tokio::select! {
+        result = tokio::time::timeout(WRITE_STALL, stream.write_all(rest)) => match result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(End::PeerClosed),
+            Err(_) => Err(End::Dropped),
+        },
+        _ = aborted => Err(End::Dropped),
+    }
+}

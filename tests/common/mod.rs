@@ -1,0 +1,380 @@
+//! Helpers for integration tests: start a real server on ephemeral loopback
+//! ports (in this process, or as the real binary), and talk to it over real
+//! sockets.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use meteord::config::{ConfigFile, LegacyArgs, Source, BUILTIN_CONFIG};
+use meteord::server::Shared;
+use meteord::{Config, Server};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+use tokio_util::sync::CancellationToken;
+
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A server running inside the test process.
+pub struct TestServer {
+    pub control: SocketAddr,
+    pub subscriber: SocketAddr,
+    pub udp: Option<SocketAddr>,
+    pub shared: Arc<Shared>,
+    shutdown: CancellationToken,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestServer {
+    /// Start with the built-in configuration plus these `-Key value` options.
+    pub async fn start(options: &[(&str, &str)]) -> TestServer {
+        TestServer::with_config(BUILTIN_CONFIG, options).await
+    }
+
+    /// Start with this config file text plus these options.
+    pub async fn with_config(config_text: &str, options: &[(&str, &str)]) -> TestServer {
+        let mut args = LegacyArgs::default();
+        args.set("ControllerPort", None, "0");
+        args.set("SubscriberPort", None, "0");
+        args.set("SubscriberIP", None, "127.0.0.1");
+        for (key, value) in options {
+            let (key, mode) = match key.split_once('.') {
+                Some((k, m)) => (k, Some(m)),
+                None => (*key, None),
+            };
+            args.set(key, mode, *value);
+        }
+        let file = ConfigFile::parse(config_text.as_bytes(), "test.conf", Source::File).unwrap();
+        let config = Config::from_parts(&args, &file, None).unwrap();
+        let server = Server::bind(config, args).await.unwrap();
+        let control = server.control_addr();
+        let subscriber = server.subscriber_addr();
+        let udp = server.udp_addr();
+        let shared = server.shared();
+        let shutdown = server.shutdown_token();
+        let task = Some(tokio::spawn(server.run()));
+        TestServer {
+            control,
+            subscriber,
+            udp,
+            shared,
+            shutdown,
+            task,
+        }
+    }
+
+    pub async fn control(&self) -> Control {
+        Control::connect(self.control).await
+    }
+
+    /// Publish one message and return its id.
+    pub async fn publish(&self, channel: &str, text: &str) -> u64 {
+        let mut c = self.control().await;
+        let reply = c.command(&format!("ADDMESSAGE {channel} {text}")).await;
+        reply
+            .strip_prefix("OK\t")
+            .and_then(|s| s.trim_end().parse().ok())
+            .unwrap_or_else(|| panic!("unexpected reply {reply:?}"))
+    }
+
+    /// Wait until a channel has `n` subscribers.
+    pub async fn wait_subscribers(&self, channel: &str, n: usize) {
+        let hub = self.shared.hub.clone();
+        let channel = channel.as_bytes().to_vec();
+        timeout(WAIT, async {
+            while hub.count_subscribers(&channel) != n {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("subscriber count never reached");
+    }
+
+    /// Shut down gracefully and wait for the server to finish.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            timeout(Duration::from_secs(15), task)
+                .await
+                .expect("server did not stop")
+                .unwrap()
+                .unwrap();
+        }
+    }
+
+    pub fn begin_shutdown(&self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// A control-port client.
+pub struct Control {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Control {
+    pub async fn connect(addr: SocketAddr) -> Control {
+        Control {
+            stream: TcpStream::connect(addr).await.unwrap(),
+            buf: Vec::new(),
+        }
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.unwrap();
+    }
+
+    /// Read until the buffered reply ends with `terminator`, return it all.
+    pub async fn read_until(&mut self, terminator: &[u8]) -> Vec<u8> {
+        timeout(WAIT, async {
+            loop {
+                if let Some(pos) = find(&self.buf, terminator) {
+                    let rest = self.buf.split_off(pos + terminator.len());
+                    return std::mem::replace(&mut self.buf, rest);
+                }
+                let mut chunk = [0u8; 4096];
+                let n = self.stream.read(&mut chunk).await.unwrap();
+                assert!(
+                    n > 0,
+                    "connection closed; got {:?}",
+                    String::from_utf8_lossy(&self.buf)
+                );
+                self.buf.extend_from_slice(&chunk[..n]);
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("timed out; got {:?}", String::from_utf8_lossy(&self.buf)))
+    }
+
+    /// Send one command line, return its one-line reply.
+    pub async fn command(&mut self, line: &str) -> String {
+        self.send(format!("{line}\r\n").as_bytes()).await;
+        String::from_utf8(self.read_until(b"\r\n").await).unwrap()
+    }
+
+    /// Read everything until the server closes the connection.
+    pub async fn read_to_end(&mut self) -> Vec<u8> {
+        let mut out = std::mem::take(&mut self.buf);
+        timeout(WAIT, self.stream.read_to_end(&mut out))
+            .await
+            .expect("server did not close")
+            .unwrap();
+        out
+    }
+}
+
+pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Send a raw HTTP request and read the whole response until close.
+pub async fn http_raw(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    timeout(WAIT, stream.read_to_end(&mut out))
+        .await
+        .unwrap_or_else(|_| panic!("no close; got {:?}", String::from_utf8_lossy(&out)))
+        .unwrap();
+    out
+}
+
+/// `GET path` (HTTP/1.1) read until the server closes.
+pub async fn get(addr: SocketAddr, path: &str) -> Vec<u8> {
+    http_raw(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: test\r\nUser-Agent: tests\r\n\r\n").as_bytes(),
+    )
+    .await
+}
+
+/// A streaming subscriber: keeps the connection and reads as data comes.
+pub struct Stream {
+    pub stream: TcpStream,
+    pub received: Vec<u8>,
+}
+
+impl Stream {
+    pub async fn open(addr: SocketAddr, path: &str) -> Stream {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        Stream {
+            stream,
+            received: Vec::new(),
+        }
+    }
+
+    /// Read until everything received so far contains `needle`.
+    pub async fn until(&mut self, needle: &[u8]) -> &[u8] {
+        let result = timeout(WAIT, async {
+            while find(&self.received, needle).is_none() {
+                let mut chunk = [0u8; 8192];
+                let n = self.stream.read(&mut chunk).await.unwrap();
+                if n == 0 {
+                    return false;
+                }
+                self.received.extend_from_slice(&chunk[..n]);
+            }
+            true
+        })
+        .await;
+        assert!(
+            matches!(result, Ok(true)),
+            "never got {:?}; got {:?}",
+            String::from_utf8_lossy(needle),
+            String::from_utf8_lossy(&self.received)
+        );
+        &self.received
+    }
+
+    /// Read until the server closes; returns everything received.
+    pub async fn read_to_close(&mut self) -> &[u8] {
+        timeout(WAIT, self.stream.read_to_end(&mut self.received))
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "server did not close; got {:?}",
+                    String::from_utf8_lossy(&self.received)
+                )
+            })
+            .unwrap();
+        &self.received
+    }
+
+    /// True if the server has not closed after waiting `d`; collects data.
+    pub async fn still_open_after(&mut self, d: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + d;
+        loop {
+            let mut chunk = [0u8; 8192];
+            match tokio::time::timeout_at(deadline, self.stream.read(&mut chunk)).await {
+                Err(_) => return true,
+                Ok(Ok(0)) | Ok(Err(_)) => return false,
+                Ok(Ok(n)) => self.received.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.received).into_owned()
+    }
+}
+
+/// The HTTP header block meteord's templates produce for text/html modes.
+pub const HTML_HEADER: &str = "HTTP/1.1 200 OK\r\nServer: meteord\r\nContent-Type: text/html; charset=utf-8\r\nPragma: no-cache\r\nCache-Control: no-cache, no-store, must-revalidate\r\nExpires: Thu, 1 Jan 1970 00:00:00 GMT\r\n\r\n";
+
+/// The real binary, started with these arguments (ports should be 0).
+pub struct Process {
+    pub child: Child,
+    pub control: SocketAddr,
+    pub subscriber: SocketAddr,
+    pub udp: Option<SocketAddr>,
+    pub log: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Process {
+    /// Without `-ConfigFileLocation` in `args`, the repository's copy of the
+    /// built-in configuration is named, so no file on the machine matters.
+    pub fn start(args: &[&str]) -> Process {
+        let builtin = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/meteord.conf");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_meteord"));
+        if !args.iter().any(|a| a.starts_with("-ConfigFile")) {
+            command.args(["-ConfigFileLocation", builtin]);
+        }
+        let mut child = command
+            .args([
+                "-ControllerPort",
+                "0",
+                "-SubscriberPort",
+                "0",
+                "-SubscriberIP",
+                "127.0.0.1",
+            ])
+            .args(args)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log2 = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line.clone());
+                log2.lock().unwrap().push(line);
+            }
+        });
+        let (mut control, mut subscriber, mut udp) = (None, None, None);
+        let wants_udp = args.iter().any(|a| a.starts_with("-UDPP"));
+        while control.is_none() || subscriber.is_none() || (wants_udp && udp.is_none()) {
+            let line = rx
+                .recv_timeout(WAIT)
+                .unwrap_or_else(|_| panic!("server did not start: {:?}", log.lock().unwrap()));
+            let addr = |prefix: &str| {
+                line.split_once(prefix)
+                    .and_then(|(_, rest)| rest.trim().parse::<SocketAddr>().ok())
+            };
+            control = control.or(addr("control listening on "));
+            subscriber = subscriber.or(addr("subscriber listening on "));
+            udp = udp.or(addr("udp listening on "));
+        }
+        Process {
+            child,
+            control: control.unwrap(),
+            subscriber: subscriber.unwrap(),
+            udp,
+            log,
+        }
+    }
+
+    pub fn signal(&self, signal: i32) {
+        let rc = unsafe { libc::kill(self.child.id() as i32, signal) };
+        assert_eq!(rc, 0);
+    }
+
+    /// Wait for the process to exit; returns its exit code.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let deadline = std::time::Instant::now() + within;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Wait until a log line contains `needle`.
+    pub fn wait_log(&self, needle: &str) {
+        let deadline = std::time::Instant::now() + WAIT;
+        while std::time::Instant::now() < deadline {
+            if self.log.lock().unwrap().iter().any(|l| l.contains(needle)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("log never had {needle:?}: {:?}", self.log.lock().unwrap());
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
