@@ -38,7 +38,8 @@ async fn polling_modes_for_each_channel_spec() {
             ("demo", String::new()),
             ("demo.r0", format!("{P0}{P1}")),
             ("demo.r1", P1.to_string()),
-            ("demo.R1", P1.to_string()),
+            // meteord accepts an upper-case letter but sends no backlog for it.
+            ("demo.R1", String::new()),
             ("demo.r2", String::new()),
             ("demo.r", format!("{P0}{P1}")),
             ("demo.b1", P1.to_string()),
@@ -46,7 +47,7 @@ async fn polling_modes_for_each_channel_spec() {
             ("demo.b0", format!("{P0}{P1}")),
             ("demo.b", format!("{P0}{P1}")),
             ("demo.h", format!("{P0}{P1}")),
-            ("demo.H", format!("{P0}{P1}")),
+            ("demo.H", String::new()),
         ];
         for (spec, backlog) in cases {
             let body = get(server.subscriber, &format!("/push/h1/{mode}/{spec}")).await;

@@ -78,8 +78,9 @@ fn render_channel_info(template: &Template, channel: &ChannelSnapshot, out: &mut
     });
 }
 
-/// Parse one channel spec: `name`, `name.r<id>`, `name.b<n>` or `name.h`
-/// (the letter in any case). `None` for an invalid spec, which is skipped.
+/// Parse one channel spec: `name`, `name.r<id>`, `name.b<n>` or `name.h`.
+/// `None` for an invalid spec, which is skipped. As in meteord, an upper-case
+/// letter (`name.R5`) is accepted but asks for no backlog.
 pub fn parse_channel_spec(spec: &str) -> Option<(Bytes, Start)> {
     let is_name = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'%');
     let (name, suffix) = match spec.find('.') {
@@ -93,7 +94,7 @@ pub fn parse_channel_spec(spec: &str) -> Option<(Bytes, Start)> {
         None => Start::Live,
         Some(suffix) => {
             let mut chars = suffix.chars();
-            let letter = chars.next()?.to_ascii_lowercase();
+            let letter = chars.next()?;
             let digits = chars.as_str();
             if !digits.bytes().all(|b| b.is_ascii_digit()) {
                 return None;
@@ -105,6 +106,7 @@ pub fn parse_channel_spec(spec: &str) -> Option<(Bytes, Start)> {
                 ('r', None) => Start::All,
                 ('b', Some(n)) if n > 0 => Start::Last(usize::try_from(n).unwrap_or(usize::MAX)),
                 ('b', _) | ('h', _) => Start::All,
+                ('R' | 'B' | 'H', _) => Start::Live,
                 _ => return None,
             }
         }
@@ -221,7 +223,8 @@ mod tests {
             |s| parse_channel_spec(s).map(|(n, st)| (String::from_utf8(n.to_vec()).unwrap(), st));
         assert_eq!(spec("demo"), Some(("demo".into(), Start::Live)));
         assert_eq!(spec("demo.r5"), Some(("demo".into(), Start::FromId(5))));
-        assert_eq!(spec("demo.R5"), Some(("demo".into(), Start::FromId(5))));
+        assert_eq!(spec("demo.R5"), Some(("demo".into(), Start::Live)));
+        assert_eq!(spec("demo.H"), Some(("demo".into(), Start::Live)));
         assert_eq!(spec("demo.r"), Some(("demo".into(), Start::All)));
         assert_eq!(spec("demo.b3"), Some(("demo".into(), Start::Last(3))));
         assert_eq!(spec("demo.b0"), Some(("demo".into(), Start::All)));
