@@ -13,13 +13,21 @@ impl FormatTime for UnixTime {
     }
 }
 
+/// Keeps the background log writer alive; logs are flushed when dropped.
+pub type LogGuard = tracing_appender::non_blocking::WorkerGuard;
+
 /// Install the global logger. `RUST_LOG` overrides the level.
-pub fn init(debug: bool, time_format: &str) {
+///
+/// Lines are handed to a background thread, so a busy server never blocks
+/// on a slow terminal or pipe (a full buffer drops lines rather than
+/// stalling subscribers).
+pub fn init(debug: bool, time_format: &str) -> LogGuard {
     let level = if debug { "debug" } else { "info" };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false);
     let _ = if time_format.eq_ignore_ascii_case("unix") {
@@ -27,4 +35,5 @@ pub fn init(debug: bool, time_format: &str) {
     } else {
         builder.try_init()
     };
+    guard
 }

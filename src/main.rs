@@ -32,7 +32,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    meteord::logging::init(config.debug, &config.log_time_format);
+    let _log = meteord::logging::init(config.debug, &config.log_time_format);
     match &config.file {
         Some(path) => tracing::info!("configuration from {}", path.display()),
         None => tracing::info!("no configuration file; using the built-in configuration"),

@@ -197,3 +197,26 @@ async fn subscriber_connections_over_the_cap_get_503() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn shutdown_does_not_wait_for_idle_connections() {
+    let server = TestServer::start(&[]).await;
+    // A client that connected and never sent its request, and one half-way.
+    let _idle = tokio::net::TcpStream::connect(server.subscriber)
+        .await
+        .unwrap();
+    let mut partial = tokio::net::TcpStream::connect(server.subscriber)
+        .await
+        .unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut partial, b"GET /meteor.js HTTP/1.1\r\nHost:")
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    server.stop().await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}

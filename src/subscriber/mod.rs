@@ -68,7 +68,11 @@ async fn route(mut stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) {
     let stats = &shared.hub.stats;
     let mut buf = BytesMut::with_capacity(1024);
     loop {
-        let line_end = match request::read_request_line(&mut stream, &mut buf).await {
+        let mut reader = request::HeadReader {
+            stream: &mut stream,
+            shutdown: &shared.shutdown,
+        };
+        let line_end = match reader.request_line(&mut buf).await {
             Ok((end, n)) => {
                 stats.add(Stat::TotalInboundBytes, n);
                 end
@@ -87,7 +91,11 @@ async fn route(mut stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) {
         }
         // A legacy GET: read the whole head first, as meteord did.
         let target = target.to_string();
-        let head_len = match request::read_head(&mut stream, &mut buf).await {
+        let mut reader = request::HeadReader {
+            stream: &mut stream,
+            shutdown: &shared.shutdown,
+        };
+        let head_len = match reader.head(&mut buf).await {
             Ok((end, n)) => {
                 stats.add(Stat::TotalInboundBytes, n);
                 end

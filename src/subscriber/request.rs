@@ -6,6 +6,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
 
 /// Longest request line accepted.
 pub const MAX_REQUEST_LINE: usize = 8 * 1024;
@@ -23,48 +24,55 @@ pub enum HeadError {
     HeadTooLarge,
 }
 
-/// Read until `buf` holds a complete line (the request line). Returns the
-/// end of that line (index of its LF).
-pub async fn read_request_line(
-    stream: &mut TcpStream,
-    buf: &mut BytesMut,
-) -> Result<(usize, u64), HeadError> {
-    read_until(stream, buf, MAX_REQUEST_LINE, HeadError::LineTooLong, |b| {
-        memchr::memchr(b'\n', b)
-    })
-    .await
+/// Reads request heads from one connection; gives up at shutdown.
+pub struct HeadReader<'a> {
+    pub stream: &'a mut TcpStream,
+    pub shutdown: &'a CancellationToken,
 }
 
-/// Read until `buf` holds a complete head (ending in an empty line).
-/// Returns the index just past the head.
-pub async fn read_head(
-    stream: &mut TcpStream,
-    buf: &mut BytesMut,
-) -> Result<(usize, u64), HeadError> {
-    read_until(stream, buf, MAX_HEAD, HeadError::HeadTooLarge, head_end).await
-}
+impl HeadReader<'_> {
+    /// Read until `buf` holds a complete line (the request line). Returns
+    /// the end of that line (index of its LF) and the bytes read.
+    pub async fn request_line(&mut self, buf: &mut BytesMut) -> Result<(usize, u64), HeadError> {
+        self.read_until(buf, MAX_REQUEST_LINE, HeadError::LineTooLong, |b| {
+            memchr::memchr(b'\n', b)
+        })
+        .await
+    }
 
-async fn read_until(
-    stream: &mut TcpStream,
-    buf: &mut BytesMut,
-    limit: usize,
-    too_long: HeadError,
-    find: impl Fn(&[u8]) -> Option<usize>,
-) -> Result<(usize, u64), HeadError> {
-    let mut read = 0u64;
-    let deadline = tokio::time::Instant::now() + HEAD_TIMEOUT;
-    loop {
-        if let Some(end) = find(buf) {
-            return Ok((end, read));
-        }
-        if buf.len() > limit {
-            return Err(too_long);
-        }
-        buf.reserve(1024);
-        match tokio::time::timeout_at(deadline, stream.read_buf(buf)).await {
-            Err(_) => return Err(HeadError::TimedOut),
-            Ok(Ok(0)) | Ok(Err(_)) => return Err(HeadError::Closed),
-            Ok(Ok(n)) => read += n as u64,
+    /// Read until `buf` holds a complete head (ending in an empty line).
+    /// Returns the index just past the head and the bytes read.
+    pub async fn head(&mut self, buf: &mut BytesMut) -> Result<(usize, u64), HeadError> {
+        self.read_until(buf, MAX_HEAD, HeadError::HeadTooLarge, head_end)
+            .await
+    }
+
+    async fn read_until(
+        &mut self,
+        buf: &mut BytesMut,
+        limit: usize,
+        too_long: HeadError,
+        find: impl Fn(&[u8]) -> Option<usize>,
+    ) -> Result<(usize, u64), HeadError> {
+        let mut read = 0u64;
+        let deadline = tokio::time::Instant::now() + HEAD_TIMEOUT;
+        loop {
+            if let Some(end) = find(buf) {
+                return Ok((end, read));
+            }
+            if buf.len() > limit {
+                return Err(too_long);
+            }
+            buf.reserve(1024);
+            let result = tokio::select! {
+                _ = self.shutdown.cancelled() => return Err(HeadError::Closed),
+                result = tokio::time::timeout_at(deadline, self.stream.read_buf(buf)) => result,
+            };
+            match result {
+                Err(_) => return Err(HeadError::TimedOut),
+                Ok(Ok(0)) | Ok(Err(_)) => return Err(HeadError::Closed),
+                Ok(Ok(n)) => read += n as u64,
+            }
         }
     }
 }
