@@ -174,6 +174,7 @@ async fn housekeeping(shared: Arc<Shared>) {
         }
         shared.hub.trim_by_age();
         shared.hub.expire_deadlines(Instant::now());
+        shared.hub.trim_feeds();
     }
 }
 

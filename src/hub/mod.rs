@@ -6,25 +6,29 @@
 //! WebSocket) goes through this narrow interface: [`Hub::publish`],
 //! [`Hub::subscribe`], and the stats and maintenance calls.
 //!
-//! One lock guards the whole hub state. That makes the ordering guarantees
-//! simple — ids are handed out, cached and fanned out in one step, so every
-//! subscriber, even one listening to several channels, sees messages in id
-//! order, and a new subscriber's backlog and its live messages never overlap
-//! or leave a gap. The work under the lock is short: render once per
-//! distinct framing, then copy those bytes into each subscriber's outbox.
+//! One lock guards the hub state. That makes the ordering guarantees
+//! simple: ids are handed out, cached and appended to the channel's live
+//! feed in one step, so a new subscriber's backlog and its live messages
+//! never overlap or leave a gap, and every subscriber — even one listening
+//! to several channels — sees messages in id order. The work under the lock
+//! does not grow with the number of subscribers: a publish renders the
+//! message once per framing in use and appends it to the feed
+//! ([`feed`]); each subscriber's own task copies it out from there.
 
+mod feed;
 mod message;
 mod stats;
 mod subscriber;
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use indexmap::IndexMap;
 
+use feed::{Entry, Feed};
 use message::framing_key;
 pub use message::{unix_now, Framing, Message};
 pub use stats::{Stat, Stats};
@@ -75,9 +79,47 @@ pub struct Subscription<'a> {
 struct Channel {
     messages: VecDeque<Arc<Message>>,
     subscribers: IndexMap<u64, Arc<Subscriber>>,
+    /// Live feed, while the channel has subscribers.
+    feed: Option<Arc<Feed>>,
+    /// Framings its subscribers use, with how many use each.
+    framings: Vec<(Arc<dyn Framing>, usize)>,
 }
 
 impl Channel {
+    fn add_subscriber(&mut self, subscriber: &Arc<Subscriber>) {
+        self.subscribers.insert(subscriber.id, subscriber.clone());
+        let key = framing_key(&subscriber.framing);
+        match self
+            .framings
+            .iter_mut()
+            .find(|(f, _)| framing_key(f) == key)
+        {
+            Some((_, count)) => *count += 1,
+            None => self.framings.push((subscriber.framing.clone(), 1)),
+        }
+        subscriber.attach(self.feed.get_or_insert_with(|| Arc::new(Feed::new())));
+    }
+
+    fn remove_subscriber(&mut self, id: u64) {
+        let Some(subscriber) = self.subscribers.swap_remove(&id) else {
+            return;
+        };
+        let key = framing_key(&subscriber.framing);
+        if let Some(i) = self
+            .framings
+            .iter()
+            .position(|(f, _)| framing_key(f) == key)
+        {
+            self.framings[i].1 -= 1;
+            if self.framings[i].1 == 0 {
+                self.framings.swap_remove(i);
+            }
+        }
+        if self.subscribers.is_empty() {
+            self.feed = None;
+        }
+    }
+
     fn is_idle(&self) -> bool {
         self.messages.is_empty() && self.subscribers.is_empty()
     }
@@ -116,11 +158,14 @@ struct State {
 
 impl State {
     /// Detach a subscriber from all its channels; drop channels left idle.
+    /// (Close a subscriber before detaching it, so that it can still take
+    /// what was published to it.)
     fn detach(&mut self, id: u64) -> Option<Arc<Subscriber>> {
         let member = self.members.remove(&id)?;
+        member.subscriber.detach_feeds();
         for name in &member.channels {
             if let Some(channel) = self.channels.get_mut(name) {
-                channel.subscribers.swap_remove(&id);
+                channel.remove_subscriber(id);
                 if channel.is_idle() {
                     self.channels.remove(name);
                 }
@@ -144,7 +189,9 @@ impl State {
 /// The hub. Cheap to share: wrap it in an `Arc`.
 pub struct Hub {
     state: Mutex<State>,
-    pub stats: Stats,
+    pub stats: Arc<Stats>,
+    /// Every message id below this one is fully published.
+    published: Arc<AtomicU64>,
     max_per_channel: AtomicUsize,
     max_age: AtomicU64,
     next_subscriber: AtomicU64,
@@ -157,7 +204,8 @@ impl Hub {
     pub fn new(max_per_channel: usize, max_age: u64) -> Hub {
         Hub {
             state: Mutex::new(State::default()),
-            stats: Stats::default(),
+            stats: Arc::new(Stats::default()),
+            published: Arc::new(AtomicU64::new(0)),
             max_per_channel: AtomicUsize::new(max_per_channel),
             max_age: AtomicU64::new(max_age),
             next_subscriber: AtomicU64::new(1),
@@ -172,8 +220,9 @@ impl Hub {
     /// Change the cache limits (config reload); applied on the next publish
     /// and the next age sweep.
     pub fn set_limits(&self, max_per_channel: usize, max_age: u64) {
-        self.max_per_channel.store(max_per_channel, Relaxed);
-        self.max_age.store(max_age, Relaxed);
+        self.max_per_channel
+            .store(max_per_channel, Ordering::Relaxed);
+        self.max_age.store(max_age, Ordering::Relaxed);
     }
 
     /// Seconds since the hub was created.
@@ -181,16 +230,28 @@ impl Hub {
         self.started.elapsed().map_or(0, |d| d.as_secs())
     }
 
-    /// A fresh subscriber id.
-    pub fn next_subscriber_id(&self) -> u64 {
-        self.next_subscriber.fetch_add(1, Relaxed)
+    /// A new subscriber, ready to be passed to [`Hub::subscribe`].
+    pub fn new_subscriber(
+        &self,
+        info: SubscriberInfo,
+        framing: Arc<dyn Framing>,
+        max_messages: u64,
+    ) -> Arc<Subscriber> {
+        Arc::new(Subscriber::new(
+            self.next_subscriber.fetch_add(1, Ordering::Relaxed),
+            info,
+            framing,
+            max_messages,
+            self.stats.clone(),
+            self.published.clone(),
+        ))
     }
 
     /// Publish `text` on `channel`: assign the next id, cache it and hand it
     /// to every subscriber of the channel. Returns the id.
     pub fn publish(&self, channel: &[u8], text: Bytes) -> u64 {
         let timestamp = unix_now();
-        let max = self.max_per_channel.load(Relaxed);
+        let max = self.max_per_channel.load(Ordering::Relaxed);
         let mut guard = self.lock();
         let state = &mut *guard;
         let id = state.next_id;
@@ -220,39 +281,18 @@ impl Hub {
             }
         }
 
-        // Render once per framing in use, then copy to each outbox.
-        let mut rendered: Vec<u8> = Vec::new();
-        let mut renders: Vec<(usize, usize, usize)> = Vec::new();
-        let mut finished: Vec<u64> = Vec::new();
-        let mut served = 0u64;
-        for subscriber in chan.subscribers.values() {
-            let key = framing_key(&subscriber.framing);
-            let (start, end) = match renders.iter().find(|r| r.0 == key) {
-                Some(&(_, start, end)) => (start, end),
-                None => {
-                    let start = rendered.len();
-                    subscriber.framing.render(&message, &mut rendered);
-                    renders.push((key, start, rendered.len()));
-                    (start, rendered.len())
-                }
-            };
-            match subscriber.push_message(&rendered[start..end]) {
-                Delivery::Queued => served += 1,
-                Delivery::Last => {
-                    served += 1;
-                    finished.push(subscriber.id);
-                }
-                Delivery::Refused => finished.push(subscriber.id),
+        let wakers = match &chan.feed {
+            Some(feed) => {
+                feed.push(|seq| Entry::new(seq, message, chan.framings.iter().map(|(f, _)| f)))
             }
-        }
-        for sub in finished {
-            state.detach(sub);
-        }
+            None => Vec::new(),
+        };
+        self.published.store(id + 1, Ordering::Release);
         drop(guard);
-        self.stats.incr(Stat::UniqueMessages);
-        if served > 0 {
-            self.stats.add(Stat::MessagesServed, served);
+        for waker in wakers {
+            waker.wake();
         }
+        self.stats.incr(Stat::UniqueMessages);
         id
     }
 
@@ -285,9 +325,10 @@ impl Hub {
         if persist {
             if let Some(host) = &subscriber.info.host_id {
                 if let Some(old) = state.hosts.get(host).copied() {
-                    if let Some(old) = state.detach(old) {
-                        old.close(true);
+                    if let Some(member) = state.members.get(&old) {
+                        member.subscriber.close(true);
                     }
+                    state.detach(old);
                 }
             }
         }
@@ -322,7 +363,7 @@ impl Hub {
                 buf.clear();
                 subscriber.framing.render(message, &mut buf);
                 match subscriber.push_backlog(&buf) {
-                    Delivery::Queued | Delivery::Last => served += 1,
+                    Delivery::Queued => served += 1,
                     Delivery::Refused => done = true,
                 }
             }
@@ -341,8 +382,7 @@ impl Hub {
                     .channels
                     .entry(name.clone())
                     .or_default()
-                    .subscribers
-                    .insert(id, subscriber.clone());
+                    .add_subscriber(&subscriber);
             }
             if let Some(host) = &subscriber.info.host_id {
                 state.hosts.insert(host.clone(), id);
@@ -376,13 +416,10 @@ impl Hub {
         let Some(id) = state.hosts.get(host_id).copied() else {
             return false;
         };
-        match state.detach(id) {
-            Some(subscriber) => {
-                subscriber.close(true);
-                true
-            }
-            None => false,
+        if let Some(member) = state.members.get(&id) {
+            member.subscriber.close(true);
         }
+        state.detach(id).is_some()
     }
 
     /// Subscribers listening to a channel (0 for an unknown channel, which
@@ -440,7 +477,7 @@ impl Hub {
 
     /// Drop messages older than MaxMessageAge, and channels left idle.
     pub fn trim_by_age(&self) {
-        let max_age = self.max_age.load(Relaxed);
+        let max_age = self.max_age.load(Ordering::Relaxed);
         let oldest = unix_now().saturating_sub(max_age);
         let mut state = self.lock();
         let mut emptied = Vec::new();
@@ -480,9 +517,10 @@ impl Hub {
             .map(|(id, _)| *id)
             .collect();
         for id in due {
-            if let Some(subscriber) = state.detach(id) {
-                subscriber.close(false);
+            if let Some(member) = state.members.get(&id) {
+                member.subscriber.close(false);
             }
+            state.detach(id);
         }
     }
 
@@ -491,8 +529,25 @@ impl Hub {
         let mut state = self.lock();
         let ids: Vec<u64> = state.members.keys().copied().collect();
         for id in ids {
-            if let Some(subscriber) = state.detach(id) {
-                subscriber.close(true);
+            if let Some(member) = state.members.get(&id) {
+                member.subscriber.close(true);
+            }
+            state.detach(id);
+        }
+    }
+
+    /// Let each live feed forget the entries all its readers are past.
+    pub fn trim_feeds(&self) {
+        let state = self.lock();
+        for channel in state.channels.values() {
+            let Some(feed) = &channel.feed else { continue };
+            let oldest = channel
+                .subscribers
+                .values()
+                .filter_map(|s| s.cursor(feed))
+                .min();
+            if let Some(oldest) = oldest {
+                feed.trim_before(oldest);
             }
         }
     }

@@ -1,21 +1,26 @@
-//! A subscriber as the hub sees it: an outbox of bytes waiting for its
-//! socket, filled by publishers and drained by the connection's task.
+//! A subscriber as the hub sees it, and the state its connection task
+//! drains: protocol bytes queued by the hub (header, backlog, pings,
+//! shutdown message) and the channel feeds it pulls live messages from.
 //!
-//! The hub appends already-rendered bytes under its lock; the connection
-//! task takes everything pending in one swap and writes it with one call, so
-//! a burst of messages costs one syscall. An outbox that grows past its cap
-//! (a client that stopped reading) aborts the subscriber instead of growing.
+//! The connection task calls [`Subscriber::poll_next`], which hands it
+//! everything ready in one buffer — queued bytes first, then new messages
+//! from the feeds in id order — so a burst costs one write.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::SystemTime;
 
 use bytes::Bytes;
+use smallvec::SmallVec;
 
+use super::feed::{Entry, Feed, Read};
 use super::message::Framing;
+use super::stats::{Stat, Stats};
 
-/// Pending bytes allowed before a subscriber is considered stuck and dropped.
+/// Queued protocol bytes allowed before a subscriber is considered stuck
+/// and dropped (only pings accumulate while a socket takes nothing).
 pub const DEFAULT_OUTBOX_CAP: usize = 1 << 20;
 
 /// Facts about a subscriber for logs, stats and the admin UI.
@@ -37,11 +42,19 @@ enum State {
     Aborted,
 }
 
+/// A feed this subscriber reads, and where it is in it.
+struct Attachment {
+    feed: Arc<Feed>,
+    slot: usize,
+    cursor: u64,
+}
+
 struct Outbox {
     pending: Vec<u8>,
     waker: Option<Waker>,
     state: State,
     delivered: u64,
+    feeds: SmallVec<[Attachment; 1]>,
 }
 
 /// What the connection task should do next.
@@ -55,12 +68,10 @@ pub enum Next {
     Abort,
 }
 
-/// Outcome of handing a message to a subscriber.
+/// Outcome of queueing backlog for a subscriber.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Delivery {
     Queued,
-    /// Queued, and it was the last one this subscriber takes (MaxMessages).
-    Last,
     /// Not queued: the subscriber is closing or was dropped.
     Refused,
 }
@@ -72,6 +83,10 @@ pub struct Subscriber {
     /// 0 means no limit.
     max_messages: u64,
     cap: usize,
+    stats: Arc<Stats>,
+    /// The hub's "every id below this is published" mark, for merging
+    /// several channels in id order.
+    published: Arc<AtomicU64>,
     outbox: Mutex<Outbox>,
 }
 
@@ -85,11 +100,13 @@ impl std::fmt::Debug for Subscriber {
 }
 
 impl Subscriber {
-    pub fn new(
+    pub(crate) fn new(
         id: u64,
         info: SubscriberInfo,
         framing: Arc<dyn Framing>,
         max_messages: u64,
+        stats: Arc<Stats>,
+        published: Arc<AtomicU64>,
     ) -> Subscriber {
         Subscriber {
             id,
@@ -97,11 +114,14 @@ impl Subscriber {
             framing,
             max_messages,
             cap: DEFAULT_OUTBOX_CAP,
+            stats,
+            published,
             outbox: Mutex::new(Outbox {
                 pending: Vec::new(),
                 waker: None,
                 state: State::Open,
                 delivered: 0,
+                feeds: SmallVec::new(),
             }),
         }
     }
@@ -126,23 +146,27 @@ impl Subscriber {
         if outbox.state != State::Open {
             return false;
         }
+        if outbox.pending.len() + bytes.len() > self.cap {
+            Self::abort_locked(&mut outbox);
+            return false;
+        }
         outbox.pending.extend_from_slice(bytes);
         Self::wake(&mut outbox);
         true
     }
 
-    /// Queue one rendered live message, counting it towards MaxMessages and
-    /// the outbox cap.
-    pub fn push_message(&self, bytes: &[u8]) -> Delivery {
-        self.push(bytes, true)
-    }
-
-    /// Queue backlog. It counts towards MaxMessages but never closes the
-    /// subscription by itself: meteord sent a backlog as one batch, so the
-    /// limit applies after it (see [`Subscriber::limit_reached`]). The cap
-    /// does not apply either; the channel cache bounds a backlog.
+    /// Queue one backlog message. It counts towards MaxMessages but never
+    /// closes the subscription by itself: meteord sent a backlog as one
+    /// batch, so the limit applies after it (see [`Self::limit_reached`]).
     pub fn push_backlog(&self, bytes: &[u8]) -> Delivery {
-        self.push(bytes, false)
+        let mut outbox = self.lock();
+        if outbox.state != State::Open {
+            return Delivery::Refused;
+        }
+        outbox.pending.extend_from_slice(bytes);
+        outbox.delivered += 1;
+        Self::wake(&mut outbox);
+        Delivery::Queued
     }
 
     /// Has this subscriber received MaxMessages or more?
@@ -150,54 +174,65 @@ impl Subscriber {
         self.max_messages > 0 && self.lock().delivered >= self.max_messages
     }
 
-    fn push(&self, bytes: &[u8], live: bool) -> Delivery {
-        let mut outbox = self.lock();
-        if outbox.state != State::Open {
-            return Delivery::Refused;
-        }
-        if live && outbox.pending.len() + bytes.len() > self.cap {
-            outbox.state = State::Aborted;
-            outbox.pending = Vec::new();
-            Self::wake(&mut outbox);
-            return Delivery::Refused;
-        }
-        if outbox.pending.is_empty() && outbox.pending.capacity() < 256 {
-            outbox.pending.reserve(256);
-        }
-        outbox.pending.extend_from_slice(bytes);
-        outbox.delivered += 1;
-        let last = live && self.max_messages > 0 && outbox.delivered >= self.max_messages;
-        if last {
-            outbox.state = State::Closing;
-        }
-        Self::wake(&mut outbox);
-        if last {
-            Delivery::Last
-        } else {
-            Delivery::Queued
-        }
+    /// Start reading live messages from `feed` (from its next entry).
+    pub(crate) fn attach(&self, feed: &Arc<Feed>) {
+        let (slot, cursor) = feed.attach();
+        self.lock().feeds.push(Attachment {
+            feed: feed.clone(),
+            slot,
+            cursor,
+        });
     }
 
-    /// Finish the subscription after what is queued, optionally with the
-    /// transport's shutdown message.
+    /// Where this subscriber is in `feed`, if it reads it.
+    pub(crate) fn cursor(&self, feed: &Arc<Feed>) -> Option<u64> {
+        self.lock()
+            .feeds
+            .iter()
+            .find(|a| Arc::ptr_eq(&a.feed, feed))
+            .map(|a| a.cursor)
+    }
+
+    /// Finish the subscription: the messages already published to it are
+    /// still delivered, then (optionally) the shutdown message, then the
+    /// connection closes.
     pub fn close(&self, with_shutdown_message: bool) {
         let mut outbox = self.lock();
         if outbox.state != State::Open {
             return;
         }
-        if with_shutdown_message {
-            outbox.pending.extend_from_slice(self.framing.shutdown());
+        self.drain_feeds(&mut outbox);
+        Self::release_feeds(&mut outbox);
+        if outbox.state == State::Open {
+            if with_shutdown_message {
+                outbox.pending.extend_from_slice(self.framing.shutdown());
+            }
+            outbox.state = State::Closing;
         }
-        outbox.state = State::Closing;
         Self::wake(&mut outbox);
     }
 
     /// Drop the connection without writing anything more.
     pub fn abort(&self) {
-        let mut outbox = self.lock();
+        Self::abort_locked(&mut self.lock());
+    }
+
+    fn abort_locked(outbox: &mut Outbox) {
         outbox.state = State::Aborted;
         outbox.pending = Vec::new();
-        Self::wake(&mut outbox);
+        Self::release_feeds(outbox);
+        Self::wake(outbox);
+    }
+
+    fn release_feeds(outbox: &mut Outbox) {
+        for attachment in outbox.feeds.drain(..) {
+            attachment.feed.detach(attachment.slot);
+        }
+    }
+
+    /// Stop reading feeds (the hub detached this subscriber).
+    pub(crate) fn detach_feeds(&self) {
+        Self::release_feeds(&mut self.lock());
     }
 
     pub fn is_open(&self) -> bool {
@@ -209,9 +244,117 @@ impl Subscriber {
         self.lock().delivered
     }
 
+    fn remaining(&self, outbox: &Outbox) -> u64 {
+        if self.max_messages == 0 {
+            u64::MAX
+        } else {
+            self.max_messages.saturating_sub(outbox.delivered)
+        }
+    }
+
+    /// Append what the feeds hold for this subscriber, without waiting
+    /// (closing: everything published before the close goes out).
+    fn drain_feeds(&self, outbox: &mut Outbox) {
+        let mut entries: Vec<Arc<Entry>> = Vec::new();
+        for attachment in &mut outbox.feeds {
+            let rest = attachment.feed.rest(attachment.cursor);
+            attachment.cursor += rest.len() as u64;
+            entries.extend(rest);
+        }
+        entries.sort_by_key(|e| e.message.id);
+        self.deliver(outbox, &entries);
+    }
+
+    /// Write entries (already in id order) up to MaxMessages.
+    fn deliver(&self, outbox: &mut Outbox, entries: &[Arc<Entry>]) {
+        let take = entries.len().min(self.remaining(outbox) as usize);
+        for entry in &entries[..take] {
+            entry.write_to(&self.framing, &mut outbox.pending);
+        }
+        self.count(outbox, take);
+    }
+
+    fn count(&self, outbox: &mut Outbox, n: usize) {
+        if n == 0 {
+            return;
+        }
+        outbox.delivered += n as u64;
+        self.stats.add(Stat::MessagesServed, n as u64);
+        if self.max_messages > 0 && outbox.delivered >= self.max_messages {
+            outbox.state = State::Closing;
+        }
+    }
+
+    /// Pull new live messages into `pending`.
+    fn pull(&self, outbox: &mut Outbox, waker: &Waker) {
+        let remaining = self.remaining(outbox);
+        if outbox.feeds.len() == 1 {
+            // One channel: copy straight from the feed, in its order.
+            let Outbox { feeds, pending, .. } = &mut *outbox;
+            let attachment = &mut feeds[0];
+            let mut taken = 0u64;
+            let read = attachment
+                .feed
+                .read(attachment.cursor, attachment.slot, waker, |entry| {
+                    if taken >= remaining {
+                        return false;
+                    }
+                    entry.write_to(&self.framing, pending);
+                    taken += 1;
+                    true
+                });
+            match read {
+                Read::Taken(n) => {
+                    attachment.cursor += n as u64;
+                    self.count(outbox, n);
+                }
+                Read::Waiting => {}
+                Read::Lagged => Self::abort_locked(outbox),
+            }
+            return;
+        }
+        // Several channels: take only messages below the published mark,
+        // so that one published a moment ago in another channel cannot be
+        // overtaken; then merge by id.
+        let published = self.published.load(Ordering::Acquire);
+        let mut entries: Vec<Arc<Entry>> = Vec::new();
+        let mut held_back = false;
+        let mut lagged = false;
+        for attachment in &mut outbox.feeds {
+            let read = attachment
+                .feed
+                .read(attachment.cursor, attachment.slot, waker, |entry| {
+                    if entry.message.id >= published {
+                        held_back = true;
+                        return false;
+                    }
+                    entries.push(entry.clone());
+                    true
+                });
+            match read {
+                Read::Taken(n) => attachment.cursor += n as u64,
+                Read::Waiting => {}
+                Read::Lagged => lagged = true,
+            }
+        }
+        if lagged {
+            Self::abort_locked(outbox);
+            return;
+        }
+        entries.sort_by_key(|e| e.message.id);
+        self.deliver(outbox, &entries);
+        if held_back {
+            // That publish completes within microseconds: look again soon.
+            waker.wake_by_ref();
+        }
+    }
+
     /// For the connection task: the next thing to do, or register to be woken.
     pub fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Next> {
         let mut outbox = self.lock();
+        if outbox.state == State::Open && !outbox.feeds.is_empty() {
+            self.pull(&mut outbox, cx.waker());
+        }
         match outbox.state {
             State::Aborted => return Poll::Ready(Next::Abort),
             _ if !outbox.pending.is_empty() => {

@@ -15,8 +15,7 @@ use super::request::PushTarget;
 use super::writer::{stream_outbox, End};
 use crate::config::Mode;
 use crate::hub::{
-    unix_now, ChannelSnapshot, Framing, Message, Start, Stat, Subscriber, SubscriberInfo,
-    Subscription,
+    unix_now, ChannelSnapshot, Framing, Message, Start, Stat, SubscriberInfo, Subscription,
 };
 use crate::server::Shared;
 use crate::template::{push_decimal, Field, Template};
@@ -144,8 +143,7 @@ pub async fn subscribe(
     }
 
     let host_id = Bytes::copy_from_slice(target.host_id.as_bytes());
-    let subscriber = Arc::new(Subscriber::new(
-        hub.next_subscriber_id(),
+    let subscriber = hub.new_subscriber(
         SubscriberInfo {
             host_id: Some(host_id),
             mode: target.mode.to_string(),
@@ -155,7 +153,7 @@ pub async fn subscribe(
         },
         mode.clone(),
         mode.max_messages,
-    ));
+    );
     let framing_mode = mode.clone();
     hub.subscribe(
         Subscription {
