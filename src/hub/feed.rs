@@ -178,6 +178,12 @@ impl Feed {
             .collect()
     }
 
+    /// Sequence number of the oldest entry kept.
+    pub fn first_seq(&self) -> u64 {
+        let inner = self.lock();
+        inner.next_seq - inner.entries.len() as u64
+    }
+
     /// Forget entries before `seq` (every attached subscriber is past them).
     pub fn trim_before(&self, seq: u64) {
         let mut inner = self.lock();

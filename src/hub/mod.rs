@@ -28,6 +28,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use indexmap::IndexMap;
 
+pub use feed::FEED_CAPACITY;
 use feed::{Entry, Feed};
 use message::framing_key;
 pub use message::{unix_now, Framing, Message};
@@ -536,19 +537,34 @@ impl Hub {
         }
     }
 
-    /// Let each live feed forget the entries all its readers are past.
+    /// Let each live feed forget the entries all its readers are past, and
+    /// drop the readers that fell so far behind that the feed no longer
+    /// holds what they need (they stopped reading their socket).
     pub fn trim_feeds(&self) {
-        let state = self.lock();
+        let mut state = self.lock();
+        let mut lagging = Vec::new();
         for channel in state.channels.values() {
             let Some(feed) = &channel.feed else { continue };
-            let oldest = channel
-                .subscribers
-                .values()
-                .filter_map(|s| s.cursor(feed))
-                .min();
+            let first = feed.first_seq();
+            let mut oldest = None;
+            for subscriber in channel.subscribers.values() {
+                match subscriber.cursor(feed) {
+                    Some(cursor) if cursor < first => lagging.push(subscriber.clone()),
+                    Some(cursor) => oldest = Some(oldest.map_or(cursor, |o: u64| o.min(cursor))),
+                    None => {}
+                }
+            }
             if let Some(oldest) = oldest {
                 feed.trim_before(oldest);
             }
+        }
+        for subscriber in lagging {
+            tracing::info!(
+                id = subscriber.id,
+                "subscriber fell too far behind; dropped"
+            );
+            subscriber.abort();
+            state.detach(subscriber.id);
         }
     }
 

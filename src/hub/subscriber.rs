@@ -23,6 +23,12 @@ use super::stats::{Stat, Stats};
 /// and dropped (only pings accumulate while a socket takes nothing).
 pub const DEFAULT_OUTBOX_CAP: usize = 1 << 20;
 
+/// One write takes at most about this much from a feed, so that a burst of
+/// large messages is not copied for every subscriber at once.
+const BATCH_BYTES: usize = 256 * 1024;
+/// With several channels, at most this many messages per channel a write.
+const BATCH_ENTRIES: usize = 1024;
+
 /// Facts about a subscriber for logs, stats and the admin UI.
 #[derive(Debug, Clone)]
 pub struct SubscriberInfo {
@@ -296,7 +302,7 @@ impl Subscriber {
             let read = attachment
                 .feed
                 .read(attachment.cursor, attachment.slot, waker, |entry| {
-                    if taken >= remaining {
+                    if taken >= remaining || (taken > 0 && pending.len() >= BATCH_BYTES) {
                         return false;
                     }
                     entry.write_to(&self.framing, pending);
@@ -315,8 +321,23 @@ impl Subscriber {
         }
         // Several channels: take only messages below the published mark,
         // so that one published a moment ago in another channel cannot be
-        // overtaken; then merge by id.
-        let published = self.published.load(Ordering::Acquire);
+        // overtaken, and below the first id a full batch of any channel
+        // leaves out; then merge by id.
+        let mut bound = self.published.load(Ordering::Acquire);
+        for attachment in &outbox.feeds {
+            let mut seen = 0;
+            attachment
+                .feed
+                .read(attachment.cursor, attachment.slot, waker, |entry| {
+                    seen += 1;
+                    if seen > BATCH_ENTRIES {
+                        bound = bound.min(entry.message.id);
+                        return false;
+                    }
+                    true
+                });
+        }
+        let published = bound;
         let mut entries: Vec<Arc<Entry>> = Vec::new();
         let mut held_back = false;
         let mut lagged = false;

@@ -221,8 +221,12 @@ impl Stream {
     /// Read until everything received so far contains `needle`.
     pub async fn until(&mut self, needle: &[u8]) -> &[u8] {
         let result = timeout(WAIT, async {
-            while find(&self.received, needle).is_none() {
-                let mut chunk = [0u8; 8192];
+            // Only the new bytes (and a needle's length before them) can
+            // complete a match.
+            let mut searched = 0;
+            while find(&self.received[searched..], needle).is_none() {
+                searched = self.received.len().saturating_sub(needle.len());
+                let mut chunk = [0u8; 65536];
                 let n = self.stream.read(&mut chunk).await.unwrap();
                 if n == 0 {
                     return false;
