@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use arc_swap::ArcSwap;
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
@@ -198,11 +198,33 @@ async fn pings(shared: Arc<Shared>) {
     }
 }
 
-/// After a failed accept (often: out of file descriptors), wait a little
-/// instead of spinning.
-pub async fn accept_backoff(port: &str, error: std::io::Error) {
-    error!("{port} accept failed: {error}");
-    tokio::time::sleep(Duration::from_millis(100)).await;
+/// Accept connections until shutdown, running `handle` for each as a
+/// tracked task. After a failed accept (often: out of file descriptors) it
+/// waits a little instead of spinning.
+pub async fn accept_loop<F, Fut>(
+    port: &'static str,
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    handle: F,
+) where
+    F: Fn(TcpStream, SocketAddr, Arc<Shared>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    loop {
+        let accepted = tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                shared.tasks.spawn(handle(stream, peer, shared.clone()));
+            }
+            Err(error) => {
+                error!("{port} accept failed: {error}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
 }
 
 /// React to Unix signals: HUP reloads, USR1 empties the channel caches,

@@ -37,7 +37,10 @@ async fn a_subscriber_that_never_reads_is_dropped_and_others_get_everything() {
             .until(format!("<script>p({},\"flood\"", published - 1).as_bytes())
             .await;
     }
-    assert!(published > meteord::hub::FEED_CAPACITY, "dropped after only {published}");
+    assert!(
+        published > meteord::hub::FEED_CAPACITY,
+        "dropped after only {published}"
+    );
     // The reader got every message, in order.
     let text = reader.text();
     let ids: Vec<usize> = text

@@ -21,7 +21,7 @@ use command::{ERR_BUSY, ERR_SYNTAX, ERR_TOO_LONG};
 use lines::{Framed, LineBuffer};
 
 use crate::hub::{Hub, Stat};
-use crate::server::{accept_backoff, Shared};
+use crate::server::{accept_loop, Shared};
 
 /// The longest control line accepted (a message's text must fit).
 pub const MAX_LINE: usize = 1 << 20;
@@ -30,22 +30,11 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Accept publishers until shutdown.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
-    loop {
-        let accepted = tokio::select! {
-            _ = shared.shutdown.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        match accepted {
-            Ok((stream, peer)) => {
-                debug!(%peer, "controller connected");
-                let shared2 = shared.clone();
-                shared
-                    .tasks
-                    .spawn(async move { connection(stream, shared2).await });
-            }
-            Err(e) => accept_backoff("control", e).await,
-        }
-    }
+    accept_loop("control", listener, shared, |stream, peer, shared| {
+        debug!(%peer, "controller connected");
+        connection(stream, shared)
+    })
+    .await
 }
 
 async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {

@@ -137,6 +137,12 @@ impl Subscriber {
         self.outbox.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn register(outbox: &mut Outbox, waker: &Waker) {
+        if !outbox.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            outbox.waker = Some(waker.clone());
+        }
+    }
+
     fn wake(outbox: &mut Outbox) {
         if let Some(waker) = outbox.waker.take() {
             waker.wake();
@@ -384,13 +390,7 @@ impl Subscriber {
             State::Closing => return Poll::Ready(Next::Finish),
             State::Open => {}
         }
-        if !outbox
-            .waker
-            .as_ref()
-            .is_some_and(|w| w.will_wake(cx.waker()))
-        {
-            outbox.waker = Some(cx.waker().clone());
-        }
+        Self::register(&mut outbox, cx.waker());
         Poll::Pending
     }
 
@@ -401,13 +401,7 @@ impl Subscriber {
         if outbox.state == State::Aborted {
             return Poll::Ready(());
         }
-        if !outbox
-            .waker
-            .as_ref()
-            .is_some_and(|w| w.will_wake(cx.waker()))
-        {
-            outbox.waker = Some(cx.waker().clone());
-        }
+        Self::register(&mut outbox, cx.waker());
         Poll::Pending
     }
 }

@@ -22,7 +22,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, info};
 
 use crate::hub::Stat;
-use crate::server::{accept_backoff, Shared};
+use crate::server::{accept_loop, Shared};
 use request::{HeadError, RequestLine};
 
 /// Paths that always go to the HTTP router, never to static files.
@@ -30,21 +30,7 @@ const ROUTED_PREFIXES: &[&str] = &["/healthz", "/api/", "/metrics", "/sse/", "/w
 
 /// Accept subscribers until shutdown.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
-    loop {
-        let accepted = tokio::select! {
-            _ = shared.shutdown.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        match accepted {
-            Ok((stream, peer)) => {
-                let shared2 = shared.clone();
-                shared
-                    .tasks
-                    .spawn(async move { connection(stream, peer, shared2).await });
-            }
-            Err(e) => accept_backoff("subscriber", e).await,
-        }
-    }
+    accept_loop("subscriber", listener, shared, connection).await
 }
 
 async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
