@@ -26,6 +26,8 @@ pub struct Shared {
     /// The command line, kept for reloads.
     pub args: LegacyArgs,
     pub documents: Documents,
+    /// The framings of the modern transports, shared by their subscribers.
+    pub framings: crate::subscriber::framing::Framings,
     /// Cancelled when the server starts shutting down.
     pub shutdown: CancellationToken,
     pub tasks: TaskTracker,
@@ -93,6 +95,7 @@ impl Server {
             config: ArcSwap::from_pointee(config),
             args,
             documents: Documents::default(),
+            framings: Default::default(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         });

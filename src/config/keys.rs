@@ -28,6 +28,12 @@ const HTTP_HEADER: &str = "HTTP/1.1 ~status~\\r\\nServer: ~server~\\r\\nContent-
 /// Every key meteord 1.06 understands, in its original order.
 pub const KEYS: &[Key] = &[
     Key {
+        name: "AllowOrigin",
+        default: "*",
+        scope: Scope::Global,
+        help: "Web origins whose pages may read /sse and /poll responses: * for any, or a space-separated list such as https://app.example.com",
+    },
+    Key {
         name: "ChannelInfoTemplate",
         default: "<script>ch(\"~name~\", ~lastMsgID~);</script>\\r\\n",
         scope: Scope::PerMode,

@@ -101,6 +101,8 @@ pub struct Mode {
 /// The whole, typed configuration.
 #[derive(Debug)]
 pub struct Config {
+    /// `None`: any origin; otherwise the allowed origins.
+    pub allow_origin: Option<Vec<String>>,
     pub controller_ip: IpAddr,
     pub controller_port: u16,
     pub controller_shutdown_msg: Bytes,
@@ -239,7 +241,26 @@ impl Config {
             ));
         }
 
+        let allow_origin = resolver.string("AllowOrigin", None);
+        let allow_origin = match allow_origin.trim() {
+            "*" => None,
+            list => {
+                let origins: Vec<String> = list.split_whitespace().map(str::to_string).collect();
+                if let Some(bad) = origins.iter().find(|o| {
+                    !(o.starts_with("http://") || o.starts_with("https://")) || o.ends_with('/')
+                }) {
+                    return Err(resolver.invalid(
+                        "AllowOrigin",
+                        None,
+                        &format!("'{bad}' is not an origin like https://example.com"),
+                    ));
+                }
+                Some(origins)
+            }
+        };
+
         Ok(Config {
+            allow_origin,
             controller_ip: resolver.ip("ControllerIP", Ipv4Addr::LOCALHOST.into())?,
             controller_port: resolver.port("ControllerPort")?,
             controller_shutdown_msg: Bytes::from(resolver.string("ControllerShutdownMsg", None)),

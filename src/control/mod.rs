@@ -16,7 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, warn};
 
-pub use command::Command;
+pub use command::{is_space, Command};
 use command::{ERR_BUSY, ERR_SYNTAX, ERR_TOO_LONG};
 use lines::{Framed, LineBuffer};
 

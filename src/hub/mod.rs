@@ -74,6 +74,10 @@ pub struct Subscription<'a> {
     pub persist: bool,
     /// Close the subscription after this long.
     pub max_time: Option<Duration>,
+    /// Send the backlogs of all channels merged in id order (modern
+    /// transports, whose clients resume from the last id they saw), rather
+    /// than channel by channel in request order (legacy `/push`).
+    pub merge_backlog: bool,
 }
 
 #[derive(Default)]
@@ -99,6 +103,15 @@ impl Channel {
             None => self.framings.push((subscriber.framing.clone(), 1)),
         }
         subscriber.attach(self.feed.get_or_insert_with(|| Arc::new(Feed::new())));
+    }
+
+    fn snapshot(&self, name: &Bytes) -> ChannelSnapshot {
+        ChannelSnapshot {
+            name: name.clone(),
+            last_id: self.messages.back().map(|m| m.id),
+            message_count: self.messages.len(),
+            subscriber_count: self.subscribers.len(),
+        }
     }
 
     fn remove_subscriber(&mut self, id: u64) {
@@ -312,6 +325,7 @@ impl Hub {
             channels,
             persist,
             max_time,
+            merge_backlog,
         } = request;
         // A channel named twice: the last start wins, the first position stays.
         let mut wanted: Vec<(Bytes, Start)> = Vec::with_capacity(channels.len());
@@ -336,37 +350,36 @@ impl Hub {
 
         let snapshots: Vec<ChannelSnapshot> = wanted
             .iter()
-            .map(|(name, _)| {
-                let channel = state.channels.get(name);
-                ChannelSnapshot {
-                    name: name.clone(),
-                    last_id: channel.and_then(|c| c.messages.back()).map(|m| m.id),
-                    message_count: channel.map_or(0, |c| c.messages.len()),
-                    subscriber_count: channel.map_or(0, |c| c.subscribers.len()),
-                }
+            .map(|(name, _)| match state.channels.get(name) {
+                Some(channel) => channel.snapshot(name),
+                None => Channel::default().snapshot(name),
             })
             .collect();
         let mut head = Vec::new();
         header(&snapshots, &mut head);
         subscriber.push_raw(&head);
 
-        let mut served = 0u64;
-        let mut done = false;
-        let mut buf = Vec::new();
+        let mut backlog: Vec<&Arc<Message>> = Vec::new();
         for (name, start) in &wanted {
             let Some(channel) = state.channels.get(name) else {
                 continue;
             };
-            let Some(first) = channel.start_index(*start) else {
-                continue;
-            };
-            for message in channel.messages.range(first..) {
-                buf.clear();
-                subscriber.framing.render(message, &mut buf);
-                match subscriber.push_backlog(&buf) {
-                    Delivery::Queued => served += 1,
-                    Delivery::Refused => done = true,
-                }
+            if let Some(first) = channel.start_index(*start) {
+                backlog.extend(channel.messages.range(first..));
+            }
+        }
+        if merge_backlog {
+            backlog.sort_by_key(|m| m.id);
+        }
+        let mut served = 0u64;
+        let mut done = false;
+        let mut buf = Vec::new();
+        for message in backlog {
+            buf.clear();
+            subscriber.framing.render(message, &mut buf);
+            match subscriber.push_backlog(&buf) {
+                Delivery::Queued => served += 1,
+                Delivery::Refused => done = true,
             }
         }
         // The backlog of every requested channel goes out, then the limit
@@ -403,6 +416,76 @@ impl Hub {
         if served > 0 {
             self.stats.add(Stat::MessagesServed, served);
         }
+    }
+
+    /// Add one channel to a live (persistent) subscription: `announce`
+    /// writes what precedes the channel's backlog (it sees the channel's
+    /// state), then the backlog, then live messages follow. Returns false if
+    /// the subscription is not live or already has the channel.
+    pub fn attach_channel(
+        &self,
+        subscriber: &Arc<Subscriber>,
+        name: &Bytes,
+        start: Start,
+        announce: impl FnOnce(&ChannelSnapshot, &mut Vec<u8>),
+    ) -> bool {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let Some(member) = state.members.get_mut(&subscriber.id) else {
+            return false;
+        };
+        if member.channels.contains(name) {
+            return false;
+        }
+        member.channels.push(name.clone());
+        let channel = state.channels.entry(name.clone()).or_default();
+        let snapshot = channel.snapshot(name);
+        let mut head = Vec::new();
+        announce(&snapshot, &mut head);
+        subscriber.push_raw(&head);
+        let mut served = 0;
+        if let Some(first) = channel.start_index(start) {
+            let mut buf = Vec::new();
+            for message in channel.messages.range(first..) {
+                buf.clear();
+                subscriber.framing.render(message, &mut buf);
+                if subscriber.push_backlog(&buf) == Delivery::Queued {
+                    served += 1;
+                }
+            }
+        }
+        channel.add_subscriber(subscriber);
+        drop(guard);
+        if served > 0 {
+            self.stats.add(Stat::MessagesServed, served);
+        }
+        true
+    }
+
+    /// Remove one channel from a live subscription. Returns false if it did
+    /// not have the channel.
+    pub fn detach_channel(&self, subscriber: &Arc<Subscriber>, name: &[u8]) -> bool {
+        let mut state = self.lock();
+        let Some(member) = state.members.get_mut(&subscriber.id) else {
+            return false;
+        };
+        let Some(index) = member.channels.iter().position(|c| c.as_ref() == name) else {
+            return false;
+        };
+        let name = member.channels.swap_remove(index);
+        if let Some(channel) = state.channels.get_mut(&name) {
+            if let Some(feed) = &channel.feed {
+                subscriber.detach_feed(feed);
+            }
+            channel.remove_subscriber(subscriber.id);
+        }
+        state.expire_if_idle(&name);
+        true
+    }
+
+    /// How many channels a live subscription has.
+    pub fn subscriber_channels(&self, id: u64) -> usize {
+        self.lock().members.get(&id).map_or(0, |m| m.channels.len())
     }
 
     /// Detach a subscriber whose connection ended.

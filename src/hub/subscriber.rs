@@ -242,6 +242,15 @@ impl Subscriber {
         }
     }
 
+    /// Stop reading one feed (the subscription dropped that channel).
+    pub(crate) fn detach_feed(&self, feed: &Arc<Feed>) {
+        let mut outbox = self.lock();
+        if let Some(i) = outbox.feeds.iter().position(|a| Arc::ptr_eq(&a.feed, feed)) {
+            let attachment = outbox.feeds.remove(i);
+            attachment.feed.detach(attachment.slot);
+        }
+    }
+
     /// Stop reading feeds (the hub detached this subscriber).
     pub(crate) fn detach_feeds(&self) {
         Self::release_feeds(&mut self.lock());

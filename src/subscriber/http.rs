@@ -3,29 +3,97 @@
 //! router peeked at are replayed first.
 
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
+use axum::{Extension, Json, Router};
 use bytes::{Buf, Bytes};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use crate::config::Config;
+use crate::hub::SubscriberInfo;
 use crate::server::Shared;
 
 /// The routes served by hyper.
-pub fn router(shared: Arc<Shared>) -> Router {
+pub fn router(shared: Arc<Shared>, peer: SocketAddr) -> Router {
+    let config = shared.config.load();
+    let streams = Router::new()
+        .route("/sse/{*specs}", get(super::sse::handler))
+        .route("/poll/{*specs}", get(super::poll::handler))
+        .layer(cors(&config));
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/ws", get(super::ws::handler))
+        .merge(streams)
         .fallback(not_found)
+        .layer(Extension(PeerAddr(Some(peer))))
         .with_state(shared)
+}
+
+/// Cross-origin reads of the streams, as AllowOrigin says.
+fn cors(config: &Config) -> CorsLayer {
+    let origin = match &config.allow_origin {
+        None => AllowOrigin::any(),
+        Some(list) => AllowOrigin::list(list.iter().filter_map(|o| HeaderValue::from_str(o).ok())),
+    };
+    CorsLayer::new()
+        .allow_origin(origin)
+        .allow_methods([Method::GET])
+        .allow_headers([axum::http::header::HeaderName::from_static("last-event-id")])
+        .max_age(Duration::from_secs(3600))
+}
+
+/// The client's address, for logs and the admin UI.
+#[derive(Clone, Copy)]
+pub struct PeerAddr(pub Option<SocketAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for PeerAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<PeerAddr>()
+            .copied()
+            .unwrap_or(PeerAddr(None)))
+    }
+}
+
+/// Facts about a subscriber of a modern transport.
+pub fn subscriber_info(
+    host_id: Option<&str>,
+    mode: &str,
+    transport: &'static str,
+    peer: Option<SocketAddr>,
+) -> SubscriberInfo {
+    SubscriberInfo {
+        host_id: host_id.map(|h| Bytes::copy_from_slice(h.as_bytes())),
+        mode: mode.to_string(),
+        transport,
+        peer,
+        since: SystemTime::now(),
+    }
+}
+
+/// A JSON error body: `{"error": "..."}`.
+pub fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+pub fn bad_request(message: &str) -> Response {
+    error(StatusCode::BAD_REQUEST, message)
 }
 
 async fn healthz(State(shared): State<Arc<Shared>>) -> (StatusCode, String) {
@@ -47,17 +115,17 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> (StatusCode, String) {
     )
 }
 
-async fn not_found() -> (StatusCode, &'static str) {
-    (StatusCode::NOT_FOUND, "not found\n")
+async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "not found")
 }
 
 /// Serve one connection with hyper, replaying `prefix` first.
-pub async fn serve(stream: TcpStream, prefix: Bytes, shared: Arc<Shared>) {
+pub async fn serve(stream: TcpStream, peer: SocketAddr, prefix: Bytes, shared: Arc<Shared>) {
     let io = TokioIo::new(Rewind {
         prefix,
         inner: stream,
     });
-    let service = TowerToHyperService::new(router(shared.clone()));
+    let service = TowerToHyperService::new(router(shared.clone(), peer));
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30))

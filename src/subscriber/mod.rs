@@ -7,11 +7,16 @@
 //! - everything else (other methods, `/healthz` and the newer endpoints):
 //!   hyper + axum ([`http`]).
 
+pub mod body;
+pub mod framing;
 pub mod http;
+pub mod poll;
 pub mod push;
 pub mod request;
+pub mod sse;
 pub mod static_files;
 pub mod writer;
+pub mod ws;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,7 +31,7 @@ use crate::server::{accept_loop, Shared};
 use request::{HeadError, RequestLine};
 
 /// Paths that always go to the HTTP router, never to static files.
-const ROUTED_PREFIXES: &[&str] = &["/healthz", "/api/", "/metrics", "/sse/", "/ws"];
+const ROUTED_PREFIXES: &[&str] = &["/healthz", "/api/", "/metrics", "/sse/", "/ws", "/poll/"];
 
 /// Accept subscribers until shutdown.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
@@ -73,7 +78,7 @@ async fn route(mut stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) {
         let is_get = method == "GET";
         let routed = ROUTED_PREFIXES.iter().any(|p| target.starts_with(p));
         if !is_get || routed {
-            return http::serve(stream, buf.freeze(), shared.clone()).await;
+            return http::serve(stream, peer, buf.freeze(), shared.clone()).await;
         }
         // A legacy GET: read the whole head first, as meteord did.
         let target = target.to_string();

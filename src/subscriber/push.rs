@@ -161,6 +161,7 @@ pub async fn subscribe(
             channels: &channels,
             persist: mode.persist,
             max_time: (mode.max_time > 0).then(|| Duration::from_secs(mode.max_time)),
+            merge_backlog: false,
         },
         |snapshots, out| render_header(&framing_mode, "200 OK", snapshots, out),
     );

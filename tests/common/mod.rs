@@ -194,7 +194,10 @@ pub async fn http_raw(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
 pub async fn get(addr: SocketAddr, path: &str) -> Vec<u8> {
     http_raw(
         addr,
-        format!("GET {path} HTTP/1.1\r\nHost: test\r\nUser-Agent: tests\r\n\r\n").as_bytes(),
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: test\r\nUser-Agent: tests\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
     )
     .await
 }

@@ -1,0 +1,67 @@
+//! `GET /poll/<channel specs>?after=<id>&timeout=<s>`: long-poll returning
+//! newline-delimited JSON, for browsers without WebSocket or EventSource.
+//!
+//! It answers as soon as there is at least one message: the whole backlog
+//! the specs (or `after`) ask for, or else the next live message; with
+//! nothing by `timeout` seconds (default 25), an empty body.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::body::OutboxBody;
+use super::http::{bad_request, subscriber_info, PeerAddr};
+use super::sse::channels_from_path;
+use crate::hub::Subscription;
+use crate::server::Shared;
+
+/// Longest wait a client may ask for.
+const MAX_TIMEOUT: u64 = 300;
+
+#[derive(Deserialize)]
+pub struct PollQuery {
+    after: Option<u64>,
+    timeout: Option<u64>,
+}
+
+pub async fn handler(
+    State(shared): State<Arc<Shared>>,
+    PeerAddr(peer): PeerAddr,
+    Query(query): Query<PollQuery>,
+    uri: Uri,
+) -> Response {
+    let channels = channels_from_path(uri.path(), "/poll/", query.after);
+    if channels.is_empty() {
+        return bad_request("no valid channel in the request path");
+    }
+    let timeout = query.timeout.unwrap_or(25).clamp(1, MAX_TIMEOUT);
+    let hub = &shared.hub;
+    let subscriber = hub.new_subscriber(
+        subscriber_info(None, "poll", "poll", peer),
+        shared.framings.poll.clone(),
+        1,
+    );
+    hub.subscribe(
+        Subscription {
+            subscriber: subscriber.clone(),
+            channels: &channels,
+            persist: true,
+            max_time: Some(Duration::from_secs(timeout)),
+            merge_backlog: true,
+        },
+        |_, _| {},
+    );
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/x-ndjson"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        axum::body::Body::new(OutboxBody::new(subscriber, hub.clone())),
+    )
+        .into_response()
+}

@@ -1,0 +1,228 @@
+//! `GET /ws`: a WebSocket carrying a small JSON protocol.
+//!
+//! Client to server (text frames):
+//! - `{"type":"subscribe","channel":"c"}`, optionally with `"after": <id>`
+//!   (messages with a greater id), `"last": <n>` or `"history": true`;
+//! - `{"type":"unsubscribe","channel":"c"}`;
+//! - `{"type":"ping"}`.
+//!
+//! Server to client: `{"type":"subscribed","channel":"c","last_id":<id|null>}`
+//! before that channel's backlog, `{"type":"message","id":..,"channel":..,
+//! "text":..,"ts":..}`, `{"type":"unsubscribed","channel":"c"}`,
+//! `{"type":"pong"}`, `{"type":"ping"}` every PingInterval,
+//! `{"type":"error","error":".."}` for a bad command (the connection stays),
+//! and `{"type":"close","reason":"shutdown"}` before the server closes.
+
+use std::future::poll_fn;
+use std::sync::Arc;
+
+use axum::extract::ws::{Message as Frame, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::response::Response;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::http::{bad_request, subscriber_info, PeerAddr};
+use super::sse::valid_host_id;
+use super::writer::WRITE_STALL;
+use crate::hub::{Hub, Next, Start, Stat, Subscriber, Subscription};
+use crate::server::Shared;
+
+/// Largest frame a client may send.
+const MAX_CLIENT_FRAME: usize = 64 * 1024;
+/// Channels one connection may hold.
+const MAX_CHANNELS: usize = 256;
+
+#[derive(Deserialize)]
+pub struct WsQuery {
+    hostid: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum Command {
+    Subscribe {
+        channel: String,
+        after: Option<u64>,
+        last: Option<usize>,
+        #[serde(default)]
+        history: bool,
+    },
+    Unsubscribe {
+        channel: String,
+    },
+    Ping,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum Reply<'a> {
+    Subscribed {
+        channel: &'a str,
+        last_id: Option<u64>,
+    },
+    Unsubscribed {
+        channel: &'a str,
+    },
+    Pong,
+    Error {
+        error: &'a str,
+    },
+}
+
+impl Reply<'_> {
+    fn line(&self) -> Vec<u8> {
+        let mut line = serde_json::to_vec(self).unwrap_or_default();
+        line.push(b'\n');
+        line
+    }
+}
+
+pub async fn handler(
+    State(shared): State<Arc<Shared>>,
+    PeerAddr(peer): PeerAddr,
+    Query(query): Query<WsQuery>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    if let Some(host_id) = &query.hostid {
+        if !valid_host_id(host_id) {
+            return bad_request("hostid must be 1 to 64 letters and digits");
+        }
+    }
+    upgrade
+        .max_message_size(MAX_CLIENT_FRAME)
+        .on_upgrade(move |socket| session(socket, shared, query.hostid, peer))
+}
+
+async fn session(
+    mut socket: WebSocket,
+    shared: Arc<Shared>,
+    host_id: Option<String>,
+    peer: Option<std::net::SocketAddr>,
+) {
+    let hub = shared.hub.clone();
+    let subscriber = hub.new_subscriber(
+        subscriber_info(host_id.as_deref(), "websocket", "websocket", peer),
+        shared.framings.websocket.clone(),
+        0,
+    );
+    hub.subscribe(
+        Subscription {
+            subscriber: subscriber.clone(),
+            channels: &[],
+            persist: true,
+            max_time: None,
+            merge_backlog: true,
+        },
+        |_, _| {},
+    );
+    loop {
+        tokio::select! {
+            next = poll_fn(|cx| subscriber.poll_next(cx)) => match next {
+                Next::Write(bytes) => {
+                    if send_lines(&mut socket, &bytes, &hub).await.is_err() {
+                        break;
+                    }
+                }
+                Next::Finish => {
+                    let _ = tokio::time::timeout(WRITE_STALL, socket.send(Frame::Close(None))).await;
+                    break;
+                }
+                Next::Abort => break,
+            },
+            received = socket.recv() => match received {
+                Some(Ok(Frame::Text(text))) => {
+                    hub.stats.add(Stat::TotalInboundBytes, text.len() as u64);
+                    command(text.as_str(), &subscriber, &hub);
+                }
+                Some(Ok(Frame::Binary(_))) => {
+                    subscriber.push_raw(&Reply::Error { error: "binary frames are not understood; send JSON text" }.line());
+                }
+                Some(Ok(Frame::Close(_))) | Some(Err(_)) | None => break,
+                Some(Ok(_)) => {} // protocol pings are answered by the library
+            },
+        }
+    }
+    hub.unsubscribe(subscriber.id);
+}
+
+/// Send each line of `bytes` as one text frame.
+async fn send_lines(socket: &mut WebSocket, bytes: &[u8], hub: &Hub) -> Result<(), ()> {
+    for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let text = String::from_utf8_lossy(line).into_owned();
+        match tokio::time::timeout(WRITE_STALL, socket.send(Frame::Text(text.into()))).await {
+            Ok(Ok(())) => hub.stats.add(Stat::TotalOutboundBytes, line.len() as u64),
+            _ => return Err(()),
+        }
+    }
+    Ok(())
+}
+
+fn command(text: &str, subscriber: &Arc<Subscriber>, hub: &Hub) {
+    let reply = |r: Reply<'_>| {
+        subscriber.push_raw(&r.line());
+    };
+    let command = match serde_json::from_str::<Command>(text) {
+        Ok(command) => command,
+        Err(e) => {
+            let message = format!("bad command: {e}");
+            return reply(Reply::Error { error: &message });
+        }
+    };
+    match command {
+        Command::Ping => reply(Reply::Pong),
+        Command::Subscribe {
+            channel,
+            after,
+            last,
+            history,
+        } => {
+            if !valid_channel(&channel) {
+                return reply(Reply::Error {
+                    error: "a channel name is 1 to 256 bytes without spaces",
+                });
+            }
+            if hub.subscriber_channels(subscriber.id) >= MAX_CHANNELS {
+                return reply(Reply::Error {
+                    error: "too many channels on this connection",
+                });
+            }
+            let start = match (after, last, history) {
+                (Some(id), _, _) => Start::FromId(id.saturating_add(1)),
+                (None, Some(0), _) => Start::Live,
+                (None, Some(n), _) => Start::Last(n),
+                (None, None, true) => Start::All,
+                (None, None, false) => Start::Live,
+            };
+            let name = Bytes::from(channel);
+            let attached = hub.attach_channel(subscriber, &name, start, |snapshot, out| {
+                let channel = String::from_utf8_lossy(&snapshot.name);
+                out.extend_from_slice(
+                    &Reply::Subscribed {
+                        channel: &channel,
+                        last_id: snapshot.last_id,
+                    }
+                    .line(),
+                );
+            });
+            if !attached {
+                reply(Reply::Error {
+                    error: "already subscribed to that channel",
+                });
+            }
+        }
+        Command::Unsubscribe { channel } => {
+            if hub.detach_channel(subscriber, channel.as_bytes()) {
+                reply(Reply::Unsubscribed { channel: &channel });
+            } else {
+                reply(Reply::Error {
+                    error: "not subscribed to that channel",
+                });
+            }
+        }
+    }
+}
+
+fn valid_channel(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 256 && !name.bytes().any(crate::control::is_space)
+}
