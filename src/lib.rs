@@ -22,6 +22,7 @@ pub mod control;
 pub mod hub;
 pub mod logging;
 pub mod server;
+pub mod store;
 pub mod subscriber;
 pub mod template;
 

@@ -13,7 +13,9 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use crate::config::{Config, LegacyArgs};
-use crate::hub::Hub;
+use crate::hub::{Hub, Message};
+use crate::store::persist::Persister;
+use crate::store::{IdCeiling, Persistence, Store};
 use crate::subscriber::static_files::Documents;
 
 /// How long shutdown waits for connections to take their last bytes.
@@ -31,6 +33,8 @@ pub struct Shared {
     /// Cancelled when the server starts shutting down.
     pub shutdown: CancellationToken,
     pub tasks: TaskTracker,
+    /// Writes the channel caches to disk, unless persistence is off.
+    pub persister: Option<Arc<Persister>>,
 }
 
 impl Shared {
@@ -90,6 +94,7 @@ impl Server {
             config.max_messages_per_channel,
             config.max_message_age,
         ));
+        let persister = open_store(&config, &hub);
         let shared = Arc::new(Shared {
             hub,
             config: ArcSwap::from_pointee(config),
@@ -98,6 +103,7 @@ impl Server {
             framings: Default::default(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            persister,
         });
         Ok(Server {
             shared,
@@ -161,9 +167,65 @@ impl Server {
                 shared.tasks.len()
             );
         }
+        if let Some(persister) = shared.persister.clone() {
+            let _ = tokio::task::spawn_blocking(move || persister.shutdown()).await;
+        }
         info!("shutdown complete");
         Ok(())
     }
+}
+
+/// Restore the channel caches from the data directory and start writing
+/// them back, as the Persistence setting says. A store that cannot be
+/// opened is logged and the server runs without one.
+fn open_store(config: &Config, hub: &Arc<Hub>) -> Option<Arc<Persister>> {
+    if config.persistence == Persistence::Off {
+        return None;
+    }
+    let dir = &config.data_directory;
+    let (store, note) = match Store::open(dir) {
+        Ok(opened) => opened,
+        Err(e) => {
+            error!("persistence is off for this run: cannot open the database: {e}");
+            return None;
+        }
+    };
+    if let Some(note) = note {
+        error!("{note}");
+    }
+    let started = Instant::now();
+    let oldest = crate::hub::unix_now().saturating_sub(config.max_message_age);
+    let restored = match store.load(config.max_messages_per_channel, oldest) {
+        Ok(restored) => restored,
+        Err(e) => {
+            error!("persistence is off for this run: cannot read the database: {e}");
+            return None;
+        }
+    };
+    let ceiling = IdCeiling::new(dir);
+    let next_id = restored.next_id.max(ceiling.read());
+    let count = restored.messages.len();
+    hub.restore(
+        restored.messages.into_iter().map(|m| Message {
+            id: m.id,
+            channel: m.channel,
+            text: m.text,
+            timestamp: m.timestamp,
+        }),
+        next_id,
+    );
+    info!(
+        "restored {count} messages from {} in {:?}; next message id {next_id}",
+        store.path().display(),
+        started.elapsed()
+    );
+    Some(Persister::start(
+        store,
+        ceiling,
+        hub.clone(),
+        config.persistence,
+        Duration::from_secs(config.snapshot_interval),
+    ))
 }
 
 /// Age out cached messages and close subscriptions past MaxTime.

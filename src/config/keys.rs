@@ -64,6 +64,12 @@ pub const KEYS: &[Key] = &[
         help: "Sent to connected publishers when the server shuts down (empty: nothing)",
     },
     Key {
+        name: "DataDirectory",
+        default: "",
+        scope: Scope::Global,
+        help: "Where the database lives (empty: /var/lib/meteord for root, else the user's local data directory)",
+    },
+    Key {
         name: "Debug",
         default: "0",
         scope: Scope::Global,
@@ -142,10 +148,22 @@ pub const KEYS: &[Key] = &[
         help: "1: keep the subscriber connection open for live messages; 0: send the backlog and close",
     },
     Key {
+        name: "Persistence",
+        default: "snapshot",
+        scope: Scope::Global,
+        help: "Channel caches on disk: off, snapshot (every SnapshotInterval seconds and at shutdown) or durable (each message before its OK)",
+    },
+    Key {
         name: "PingMessage",
         default: "<script>p(-1,\"\");</script>\\r\\n",
         scope: Scope::PerMode,
         help: "Sent to persistent subscribers every PingInterval seconds (empty: no pings)",
+    },
+    Key {
+        name: "SnapshotInterval",
+        default: "5",
+        scope: Scope::Global,
+        help: "Seconds between writes of the channel caches in snapshot mode",
     },
     Key {
         name: "SubscriberIP",

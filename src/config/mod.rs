@@ -105,6 +105,9 @@ pub struct Config {
     pub allow_origin: Option<Vec<String>>,
     pub controller_ip: IpAddr,
     pub controller_port: u16,
+    pub persistence: crate::store::Persistence,
+    pub data_directory: PathBuf,
+    pub snapshot_interval: u64,
     pub controller_shutdown_msg: Bytes,
     pub debug: bool,
     pub directory_index: String,
@@ -259,8 +262,21 @@ impl Config {
             }
         };
 
+        let persistence = resolver
+            .string("Persistence", None)
+            .parse()
+            .map_err(|e: String| resolver.invalid("Persistence", None, &e))?;
+        let data_directory = match resolver.string("DataDirectory", None).trim() {
+            "" => crate::store::default_data_dir(),
+            dir => PathBuf::from(dir),
+        };
+        let snapshot_interval = resolver.number("SnapshotInterval", None)?.max(1);
+
         Ok(Config {
             allow_origin,
+            persistence,
+            data_directory,
+            snapshot_interval,
             controller_ip: resolver.ip("ControllerIP", Ipv4Addr::LOCALHOST.into())?,
             controller_port: resolver.port("ControllerPort")?,
             controller_shutdown_msg: Bytes::from(resolver.string("ControllerShutdownMsg", None)),

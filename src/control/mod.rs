@@ -72,12 +72,22 @@ async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {
         stats.add(Stat::TotalInboundBytes, n as u64);
 
         let mut quit = false;
+        let mut last_published = None;
         while let Some(framed) = lines.next_line() {
             match framed {
-                Framed::Line(line) => quit |= execute(&line, &shared.hub, &mut out),
+                Framed::Line(line) => match execute(&line, &shared.hub, &mut out) {
+                    Executed::Quit => quit = true,
+                    Executed::Published(id) => last_published = Some(id),
+                    Executed::Other => {}
+                },
                 Framed::Malformed => out.extend_from_slice(ERR_SYNTAX),
                 Framed::TooLong => out.extend_from_slice(ERR_TOO_LONG),
             }
+        }
+        // Durable mode: no OK before the messages are on disk. One wait
+        // covers the whole batch (they are committed in id order).
+        if let (Some(id), Some(persister)) = (last_published, &shared.persister) {
+            persister.wait_durable(id).await;
         }
         if !out.is_empty() {
             if write(&mut stream, &out, &shared.hub).await.is_err() {
@@ -107,8 +117,15 @@ async fn write(stream: &mut TcpStream, bytes: &[u8], hub: &Hub) -> std::io::Resu
     }
 }
 
-/// Run one command line, appending its reply. Returns true for QUIT.
-pub fn execute(line: &[u8], hub: &Hub, out: &mut Vec<u8>) -> bool {
+/// What a command line did.
+pub enum Executed {
+    Quit,
+    Published(u64),
+    Other,
+}
+
+/// Run one command line, appending its reply.
+pub fn execute(line: &[u8], hub: &Hub, out: &mut Vec<u8>) -> Executed {
     match Command::parse(line) {
         Command::AddMessage { channel, text } => {
             let id = hub.publish(channel, Bytes::copy_from_slice(text));
@@ -116,6 +133,7 @@ pub fn execute(line: &[u8], hub: &Hub, out: &mut Vec<u8>) -> bool {
             out.extend_from_slice(b"OK\t");
             crate::template::push_decimal(out, id);
             out.extend_from_slice(b"\r\n");
+            return Executed::Published(id);
         }
         Command::CountSubscribers { channel } => {
             out.extend_from_slice(b"OK ");
@@ -143,9 +161,9 @@ pub fn execute(line: &[u8], hub: &Hub, out: &mut Vec<u8>) -> bool {
         }
         Command::Quit => {
             out.extend_from_slice(b"OK\r\n");
-            return true;
+            return Executed::Quit;
         }
         Command::Invalid => out.extend_from_slice(ERR_SYNTAX),
     }
-    false
+    Executed::Other
 }

@@ -20,7 +20,7 @@ mod message;
 mod stats;
 mod subscriber;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
@@ -164,6 +164,12 @@ struct Member {
 #[derive(Default)]
 struct State {
     next_id: u64,
+    /// Ids below this are reserved on disk (u64::MAX: nothing to reserve).
+    id_ceiling: u64,
+    /// Channels changed since the persistence thread last looked, when it
+    /// is watching (`track_dirty`).
+    dirty: HashSet<Bytes>,
+    track_dirty: bool,
     channels: HashMap<Bytes, Channel>,
     members: HashMap<u64, Member>,
     /// Host id → the persistent subscriber currently using it.
@@ -193,6 +199,12 @@ impl State {
         Some(member.subscriber)
     }
 
+    fn mark_dirty(&mut self, name: &Bytes) {
+        if self.track_dirty && !self.dirty.contains(name) {
+            self.dirty.insert(name.clone());
+        }
+    }
+
     fn expire_if_idle(&mut self, name: &Bytes) {
         if self.channels.get(name).is_some_and(Channel::is_idle) {
             self.channels.remove(name);
@@ -210,6 +222,28 @@ pub struct Hub {
     max_age: AtomicU64,
     next_subscriber: AtomicU64,
     started: SystemTime,
+    /// Writes id reservations ahead of use (persistence on).
+    reserver: std::sync::OnceLock<Arc<dyn IdReserve>>,
+    /// Receives every published message (durable persistence).
+    journal: std::sync::OnceLock<Journal>,
+}
+
+/// Receives each message as it is published (durable persistence).
+pub type Journal = Box<dyn Fn(Arc<Message>) + Send + Sync>;
+
+/// Reserves message ids durably before they are handed out.
+pub trait IdReserve: Send + Sync {
+    fn reserve(&self, upto: u64) -> std::io::Result<()>;
+}
+
+/// Ids reserved at a time: a crash makes the next id jump by at most this.
+pub const ID_BLOCK: u64 = 100_000;
+
+/// A channel's cache as the persistence thread sees it.
+pub struct ChannelCache {
+    pub name: Bytes,
+    /// Oldest first; empty when the channel is gone.
+    pub messages: Vec<Arc<Message>>,
 }
 
 impl Hub {
@@ -217,13 +251,18 @@ impl Hub {
     /// channel, none older than `max_age` seconds.
     pub fn new(max_per_channel: usize, max_age: u64) -> Hub {
         Hub {
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                id_ceiling: u64::MAX,
+                ..State::default()
+            }),
             stats: Arc::new(Stats::default()),
             published: Arc::new(AtomicU64::new(0)),
             max_per_channel: AtomicUsize::new(max_per_channel),
             max_age: AtomicU64::new(max_age),
             next_subscriber: AtomicU64::new(1),
             started: SystemTime::now(),
+            reserver: std::sync::OnceLock::new(),
+            journal: std::sync::OnceLock::new(),
         }
     }
 
@@ -261,6 +300,65 @@ impl Hub {
         ))
     }
 
+    fn extend_ceiling(&self, state: &mut State, id: u64) {
+        let upto = id + ID_BLOCK;
+        if let Some(reserver) = self.reserver.get() {
+            if let Err(e) = reserver.reserve(upto) {
+                tracing::error!("cannot reserve message ids on disk: {e}");
+            }
+        }
+        state.id_ceiling = upto;
+    }
+
+    /// Put restored messages (oldest first) back in their channels and
+    /// continue ids from `next_id`. Call before serving.
+    pub fn restore(&self, messages: impl IntoIterator<Item = Message>, next_id: u64) {
+        let mut state = self.lock();
+        for message in messages {
+            let channel = state.channels.entry(message.channel.clone()).or_default();
+            channel.messages.push_back(Arc::new(message));
+        }
+        state.next_id = state.next_id.max(next_id);
+        self.published.store(state.next_id, Ordering::Release);
+    }
+
+    /// Persist from now on: reserve ids through `reserver`, send every
+    /// message to `journal` (durable mode), and track changed channels.
+    pub fn persist(&self, reserver: Arc<dyn IdReserve>, journal: Option<Journal>) {
+        let mut state = self.lock();
+        let _ = self.reserver.set(reserver);
+        if let Some(journal) = journal {
+            let _ = self.journal.set(journal);
+        }
+        state.track_dirty = true;
+        let next = state.next_id;
+        self.extend_ceiling(&mut state, next);
+    }
+
+    /// The caches of the channels changed since the last call (all of them
+    /// with `all`), and the next id.
+    pub fn take_changes(&self, all: bool) -> (Vec<ChannelCache>, u64) {
+        let mut state = self.lock();
+        let names: Vec<Bytes> = if all {
+            state.dirty.clear();
+            state.channels.keys().cloned().collect()
+        } else {
+            state.dirty.drain().collect()
+        };
+        let caches = names
+            .into_iter()
+            .map(|name| {
+                let messages = state
+                    .channels
+                    .get(&name)
+                    .map(|c| c.messages.iter().cloned().collect())
+                    .unwrap_or_default();
+                ChannelCache { name, messages }
+            })
+            .collect();
+        (caches, state.next_id)
+    }
+
     /// Publish `text` on `channel`: assign the next id, cache it and hand it
     /// to every subscriber of the channel. Returns the id.
     pub fn publish(&self, channel: &[u8], text: Bytes) -> u64 {
@@ -270,6 +368,9 @@ impl Hub {
         let state = &mut *guard;
         let id = state.next_id;
         state.next_id += 1;
+        if id >= state.id_ceiling {
+            self.extend_ceiling(state, id);
+        }
 
         let (name, chan) = match state.channels.get_key_value(channel) {
             Some((name, _)) => {
@@ -295,12 +396,16 @@ impl Hub {
             }
         }
 
+        if let Some(journal) = self.journal.get() {
+            journal(message.clone());
+        }
         let wakers = match &chan.feed {
             Some(feed) => {
                 feed.push(|seq| Entry::new(seq, message, chan.framings.iter().map(|(f, _)| f)))
             }
             None => Vec::new(),
         };
+        state.mark_dirty(&name);
         self.published.store(id + 1, Ordering::Release);
         drop(guard);
         for waker in wakers {
@@ -553,6 +658,10 @@ impl Hub {
     /// Empty every channel's cache (SIGUSR1).
     pub fn clear_caches(&self) {
         let mut state = self.lock();
+        let names: Vec<Bytes> = state.channels.keys().cloned().collect();
+        for name in &names {
+            state.mark_dirty(name);
+        }
         for channel in state.channels.values_mut() {
             channel.messages.clear();
         }
@@ -654,5 +763,10 @@ impl Hub {
     /// The next message id that will be assigned.
     pub fn next_message_id(&self) -> u64 {
         self.lock().next_id
+    }
+
+    /// Every message id below this one is published.
+    pub fn published(&self) -> u64 {
+        self.published.load(Ordering::Acquire)
     }
 }

@@ -41,6 +41,8 @@ impl TestServer {
         args.set("ControllerPort", None, "0");
         args.set("SubscriberPort", None, "0");
         args.set("SubscriberIP", None, "127.0.0.1");
+        // Nothing on disk unless a test asks for it.
+        args.set("Persistence", None, "off");
         for (key, value) in options {
             let (key, mode) = match key.split_once('.') {
                 Some((k, m)) => (k, Some(m)),
@@ -300,6 +302,10 @@ impl Process {
         let mut command = Command::new(env!("CARGO_BIN_EXE_meteord"));
         if !args.iter().any(|a| a.starts_with("-ConfigFile")) {
             command.args(["-ConfigFileLocation", builtin]);
+        }
+        // Nothing on disk unless a test asks for it.
+        if !args.iter().any(|a| a.starts_with("-Persistence")) {
+            command.args(["-Persistence", "off"]);
         }
         let mut child = command
             .args([

@@ -1,0 +1,298 @@
+//! Channels that survive restarts: the real binary, a real SQLite file,
+//! graceful restarts and `kill -9`.
+#![cfg(unix)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::{Control, Process};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn start(dir: &std::path::Path, mode: &str, extra: &[&str]) -> Process {
+    let dir = dir.to_str().unwrap();
+    let mut args = vec!["-DataDirectory", dir, "-Persistence", mode, "-MaxTime", "0"];
+    args.extend_from_slice(extra);
+    Process::start(&args)
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Every cached id of a channel, via a non-persistent legacy request.
+async fn cached_ids(subscriber: SocketAddr, channel: &str) -> Vec<u64> {
+    let body = common::get(subscriber, &format!("/push/check/simplepoll/{channel}.h")).await;
+    let body = String::from_utf8_lossy(&body).into_owned();
+    body.split("<script>p(")
+        .skip(1)
+        .map(|s| s.split(',').next().unwrap().parse().unwrap())
+        .collect()
+}
+
+fn stop(mut process: Process) {
+    process.signal(libc::SIGTERM);
+    assert_eq!(process.wait_exit(Duration::from_secs(15)), Some(0));
+}
+
+fn kill9(mut process: Process) {
+    process.signal(libc::SIGKILL);
+    process.wait_exit(Duration::from_secs(15));
+}
+
+#[test]
+fn snapshot_survives_a_clean_restart_and_ids_continue() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let first = start(dir.path(), "snapshot", &[]);
+    rt.block_on(async {
+        let mut c = Control::connect(first.control).await;
+        for i in 0..5 {
+            let channel = if i % 2 == 0 { "even" } else { "odd" };
+            assert_eq!(
+                c.command(&format!("ADDMESSAGE {channel} m{i}")).await,
+                format!("OK\t{i}\r\n")
+            );
+        }
+    });
+    stop(first);
+
+    let second = start(dir.path(), "snapshot", &[]);
+    second.wait_log("restored 5 messages");
+    rt.block_on(async {
+        assert_eq!(cached_ids(second.subscriber, "even").await, [0, 2, 4]);
+        assert_eq!(cached_ids(second.subscriber, "odd").await, [1, 3]);
+        let mut c = Control::connect(second.control).await;
+        // A clean shutdown leaves no gap in the ids.
+        assert_eq!(c.command("ADDMESSAGE odd m5").await, "OK\t5\r\n");
+        // A subscriber that had seen up to id 1 gets exactly what it missed.
+        let body = common::get(second.subscriber, "/push/r/simplepoll/odd.r2").await;
+        let body = String::from_utf8_lossy(&body).into_owned();
+        assert!(body.ends_with("<script>p(3,\"odd\",\"m3\");</script>\r\n<script>p(5,\"odd\",\"m5\");</script>\r\n"), "{body}");
+        // And over SSE, resuming after id 2.
+        let mut sse = tokio::net::TcpStream::connect(second.subscriber).await.unwrap();
+        sse.write_all(b"GET /sse/even/odd HTTP/1.1\r\nHost: t\r\nLast-Event-ID: 2\r\n\r\n").await.unwrap();
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !String::from_utf8_lossy(&got).contains("\"m5\"") {
+            assert!(Instant::now() < deadline, "{}", String::from_utf8_lossy(&got));
+            let mut buf = [0u8; 4096];
+            let n = tokio::time::timeout(Duration::from_secs(10), sse.read(&mut buf)).await.unwrap().unwrap();
+            got.extend_from_slice(&buf[..n]);
+        }
+        let got = String::from_utf8_lossy(&got).into_owned();
+        let ids: Vec<&str> = got.lines().filter_map(|l| l.strip_prefix("id: ")).collect();
+        assert_eq!(ids, ["3", "4", "5"]);
+    });
+    stop(second);
+}
+
+#[test]
+fn restored_channels_honour_the_current_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let first = start(dir.path(), "snapshot", &[]);
+    rt.block_on(async {
+        let mut c = Control::connect(first.control).await;
+        for i in 0..6 {
+            c.command(&format!("ADDMESSAGE lim m{i}")).await;
+        }
+    });
+    stop(first);
+    let second = start(dir.path(), "snapshot", &["-MaxMessagesPerChannel", "2"]);
+    rt.block_on(async {
+        assert_eq!(cached_ids(second.subscriber, "lim").await, [4, 5]);
+    });
+    stop(second);
+    // Old messages are not revived: wait until they are older than the
+    // allowed age, then restart.
+    std::thread::sleep(Duration::from_millis(2200));
+    let third = start(dir.path(), "snapshot", &["-MaxMessageAge", "1"]);
+    rt.block_on(async {
+        assert!(cached_ids(third.subscriber, "lim").await.is_empty());
+        let mut c = Control::connect(third.control).await;
+        // Ids still never go back.
+        assert_eq!(c.command("ADDMESSAGE lim new").await, "OK\t6\r\n");
+    });
+    stop(third);
+}
+
+/// Publish from several pipelining connections until killed; returns the
+/// acknowledged ids (with their channel).
+async fn publish_until_killed(control: SocketAddr, publishers: usize) -> Vec<(String, u64)> {
+    let mut tasks = Vec::new();
+    for p in 0..publishers {
+        tasks.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            let Ok(mut stream) = tokio::net::TcpStream::connect(control).await else {
+                return acked;
+            };
+            let channel = format!("crash{p}");
+            let mut pending = Vec::new();
+            loop {
+                let batch: String = (0..20)
+                    .map(|i| format!("ADDMESSAGE {channel} text{i}\r\n"))
+                    .collect();
+                if stream.write_all(batch.as_bytes()).await.is_err() {
+                    return acked;
+                }
+                let mut replies = 0;
+                while replies < 20 {
+                    let mut buf = [0u8; 4096];
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return acked,
+                        Ok(n) => pending.extend_from_slice(&buf[..n]),
+                    }
+                    while let Some(end) = pending.windows(2).position(|w| w == b"\r\n") {
+                        let line: Vec<u8> = pending.drain(..end + 2).collect();
+                        let line = String::from_utf8_lossy(&line);
+                        let id: u64 = line.trim().strip_prefix("OK\t").unwrap().parse().unwrap();
+                        acked.push((channel.clone(), id));
+                        replies += 1;
+                    }
+                }
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    all
+}
+
+#[test]
+fn durable_mode_loses_no_acknowledged_message_under_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let mut highest_seen = None::<u64>;
+    for round in 0..6u64 {
+        let process = start(dir.path(), "durable", &["-MaxMessagesPerChannel", "0"]);
+        let control = process.control;
+        let publishing = rt.spawn(publish_until_killed(control, 4));
+        // Kill at a different moment each round.
+        std::thread::sleep(Duration::from_millis(150 + round * 70));
+        kill9(process);
+        let acked = rt.block_on(publishing).unwrap();
+        assert!(!acked.is_empty(), "round {round}: nothing was acknowledged");
+
+        let restarted = start(dir.path(), "durable", &["-MaxMessagesPerChannel", "0"]);
+        rt.block_on(async {
+            let mut stored = BTreeSet::new();
+            for p in 0..4 {
+                stored.extend(cached_ids(restarted.subscriber, &format!("crash{p}")).await);
+            }
+            let missing: Vec<_> = acked
+                .iter()
+                .filter(|(_, id)| !stored.contains(id))
+                .collect();
+            assert!(
+                missing.is_empty(),
+                "round {round}: {} acknowledged messages lost, e.g. {:?}",
+                missing.len(),
+                &missing[..missing.len().min(5)]
+            );
+            // Ids never repeat or go back.
+            let max_acked = acked.iter().map(|(_, id)| *id).max().unwrap();
+            let mut c = Control::connect(restarted.control).await;
+            let reply = c.command("ADDMESSAGE probe x").await;
+            let next: u64 = reply.trim().strip_prefix("OK\t").unwrap().parse().unwrap();
+            assert!(
+                next > max_acked,
+                "round {round}: id {next} after {max_acked}"
+            );
+            if let Some(seen) = highest_seen {
+                assert!(next > seen, "round {round}: id {next} after {seen}");
+            }
+            highest_seen = Some(next);
+        });
+        stop(restarted);
+    }
+}
+
+#[test]
+fn snapshot_mode_kill_9_loses_at_most_the_last_interval_and_ids_stay_monotonic() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let first = start(dir.path(), "snapshot", &["-SnapshotInterval", "1"]);
+    let last_before = rt.block_on(async {
+        let mut c = Control::connect(first.control).await;
+        let mut last = 0;
+        for i in 0..50 {
+            let reply = c.command(&format!("ADDMESSAGE snap early{i}")).await;
+            last = reply
+                .trim()
+                .strip_prefix("OK\t")
+                .unwrap()
+                .parse::<u64>()
+                .unwrap();
+        }
+        last
+    });
+    // Let one snapshot pass, then publish more and crash at once.
+    std::thread::sleep(Duration::from_millis(2500));
+    let last_issued = rt.block_on(async {
+        let mut c = Control::connect(first.control).await;
+        let mut last = 0;
+        for i in 0..50 {
+            let reply = c.command(&format!("ADDMESSAGE snap late{i}")).await;
+            last = reply
+                .trim()
+                .strip_prefix("OK\t")
+                .unwrap()
+                .parse::<u64>()
+                .unwrap();
+        }
+        last
+    });
+    kill9(first);
+    let second = start(dir.path(), "snapshot", &["-SnapshotInterval", "1"]);
+    rt.block_on(async {
+        let ids = cached_ids(second.subscriber, "snap").await;
+        // Everything up to the last snapshot is there, in order.
+        assert!(ids.len() >= 50, "{ids:?}");
+        assert_eq!(ids[..50], (0..=last_before).collect::<Vec<_>>()[..]);
+        let mut c = Control::connect(second.control).await;
+        let reply = c.command("ADDMESSAGE snap after").await;
+        let next: u64 = reply.trim().strip_prefix("OK\t").unwrap().parse().unwrap();
+        assert!(
+            next > last_issued,
+            "id {next} reused after a crash (issued up to {last_issued})"
+        );
+    });
+    stop(second);
+}
+
+#[test]
+fn a_corrupt_database_is_set_aside_and_the_server_starts_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("meteord.db"), b"definitely not sqlite").unwrap();
+    let process = start(dir.path(), "snapshot", &[]);
+    process.wait_log("could not be used");
+    let log = process.log.lock().unwrap().join("\n");
+    assert!(
+        log.contains(&format!("{}", dir.path().join("meteord.db").display())),
+        "{log}"
+    );
+    let rt = rt();
+    rt.block_on(async {
+        let mut c = Control::connect(process.control).await;
+        assert_eq!(c.command("ADDMESSAGE fresh x").await, "OK\t0\r\n");
+    });
+    let aside = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .find(|e| e.file_name().to_string_lossy().contains("corrupt"))
+        .expect("the bad file was kept");
+    assert_eq!(
+        std::fs::read(aside.path()).unwrap(),
+        b"definitely not sqlite"
+    );
+    stop(process);
+}
