@@ -20,7 +20,7 @@ mod message;
 mod stats;
 mod subscriber;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
@@ -88,6 +88,8 @@ struct Channel {
     feed: Option<Arc<Feed>>,
     /// Framings its subscribers use, with how many use each.
     framings: Vec<(Arc<dyn Framing>, usize)>,
+    /// Listed in the hub's changed channels, waiting to be persisted.
+    dirty: bool,
 }
 
 impl Channel {
@@ -167,8 +169,9 @@ struct State {
     /// Ids below this are reserved on disk (u64::MAX: nothing to reserve).
     id_ceiling: u64,
     /// Channels changed since the persistence thread last looked, when it
-    /// is watching (`track_dirty`).
-    dirty: HashSet<Bytes>,
+    /// is watching (`track_dirty`); each channel's own flag keeps a busy
+    /// channel from being listed twice.
+    dirty: Vec<Bytes>,
     track_dirty: bool,
     channels: HashMap<Bytes, Channel>,
     members: HashMap<u64, Member>,
@@ -200,8 +203,17 @@ impl State {
     }
 
     fn mark_dirty(&mut self, name: &Bytes) {
-        if self.track_dirty && !self.dirty.contains(name) {
-            self.dirty.insert(name.clone());
+        if !self.track_dirty {
+            return;
+        }
+        match self.channels.get_mut(name) {
+            Some(channel) if channel.dirty => {}
+            Some(channel) => {
+                channel.dirty = true;
+                self.dirty.push(name.clone());
+            }
+            // A channel that is gone: list it so its rows are removed.
+            None => self.dirty.push(name.clone()),
         }
     }
 
@@ -343,8 +355,16 @@ impl Hub {
             state.dirty.clear();
             state.channels.keys().cloned().collect()
         } else {
-            state.dirty.drain().collect()
+            let mut names = std::mem::take(&mut state.dirty);
+            names.sort();
+            names.dedup();
+            names
         };
+        for name in &names {
+            if let Some(channel) = state.channels.get_mut(name) {
+                channel.dirty = false;
+            }
+        }
         let caches = names
             .into_iter()
             .map(|name| {
@@ -405,7 +425,10 @@ impl Hub {
             }
             None => Vec::new(),
         };
-        state.mark_dirty(&name);
+        if state.track_dirty && !chan.dirty {
+            chan.dirty = true;
+            state.dirty.push(name);
+        }
         self.published.store(id + 1, Ordering::Release);
         drop(guard);
         for waker in wakers {
