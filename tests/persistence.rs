@@ -296,3 +296,60 @@ fn a_corrupt_database_is_set_aside_and_the_server_starts_empty() {
     );
     stop(process);
 }
+
+/// A small tmpfs: a real "disk full" that can be grown again.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> SmallDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("running mount");
+        assert!(status.success(), "this test needs root to mount a small tmpfs");
+        SmallDisk { dir }
+    }
+
+    fn grow(&self, size: &str) {
+        let status = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(self.dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+#[test]
+fn a_full_disk_keeps_publishing_in_memory_and_persistence_resumes() {
+    let disk = SmallDisk::mount("300k");
+    let rt = rt();
+    let process = start(disk.dir.path(), "snapshot", &["-SnapshotInterval", "1", "-MaxMessagesPerChannel", "0"]);
+    let text = "y".repeat(4000);
+    rt.block_on(async {
+        let mut c = Control::connect(process.control).await;
+        for i in 0..150 {
+            // Publishing never fails because the disk did.
+            assert_eq!(c.command(&format!("ADDMESSAGE full {i}{text}")).await, format!("OK\t{i}\r\n"));
+        }
+    });
+    process.wait_log("persistence failed");
+    disk.grow("32m");
+    process.wait_log("persistence works again");
+    stop(process);
+    let restarted = start(disk.dir.path(), "snapshot", &["-MaxMessagesPerChannel", "0"]);
+    rt.block_on(async {
+        assert_eq!(cached_ids(restarted.subscriber, "full").await, (0..150).collect::<Vec<_>>());
+    });
+    stop(restarted);
+}
