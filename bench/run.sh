@@ -146,9 +146,12 @@ start_server() {
             "$BASELINE_BIN" --sub-port "$sp" --ctl-port "$cp" 2>"$logf" &
             ;;
         meteord)
-            # -MaxTime 0: the built-in config closes subscribers after 240 s otherwise
+            # -MaxTime 0: the built-in config closes subscribers after 240 s otherwise.
+            # Default persistence (snapshot), with its database under target/.
+            rm -rf "$OUT/meteord-data"
             "$METEORD_BIN" -ConfigFileLocation "$METEORD_CONF" -ControllerPort "$cp" \
-                -SubscriberPort "$sp" -SubscriberIP 127.0.0.1 -MaxTime 0 2>"$logf" &
+                -SubscriberPort "$sp" -SubscriberIP 127.0.0.1 -MaxTime 0 \
+                -DataDirectory "$OUT/meteord-data" 2>"$logf" &
             ;;
     esac
     SERVER_PID=$!
