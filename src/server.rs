@@ -14,6 +14,7 @@ use tracing::{error, info, warn};
 
 use crate::config::{Config, LegacyArgs};
 use crate::hub::{Hub, Message};
+use crate::store::accounts::Accounts;
 use crate::store::persist::Persister;
 use crate::store::{IdCeiling, Persistence, Store};
 use crate::subscriber::static_files::Documents;
@@ -35,6 +36,9 @@ pub struct Shared {
     pub tasks: TaskTracker,
     /// Writes the channel caches to disk, unless persistence is off.
     pub persister: Option<Arc<Persister>>,
+    /// Admin password, sessions and API tokens (none if the database
+    /// could not be opened).
+    pub accounts: Option<Arc<Accounts>>,
 }
 
 impl Shared {
@@ -94,7 +98,7 @@ impl Server {
             config.max_messages_per_channel,
             config.max_message_age,
         ));
-        let persister = open_store(&config, &hub);
+        let (persister, accounts) = open_store(&config, &hub);
         let shared = Arc::new(Shared {
             hub,
             config: ArcSwap::from_pointee(config),
@@ -104,6 +108,7 @@ impl Server {
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             persister,
+            accounts,
         });
         Ok(Server {
             shared,
@@ -175,23 +180,31 @@ impl Server {
     }
 }
 
-/// Restore the channel caches from the data directory and start writing
-/// them back, as the Persistence setting says. A store that cannot be
-/// opened is logged and the server runs without one.
-fn open_store(config: &Config, hub: &Arc<Hub>) -> Option<Arc<Persister>> {
-    if config.persistence == Persistence::Off {
-        return None;
-    }
+/// Open the database in the data directory: its accounts always, and —
+/// as the Persistence setting says — restore the channel caches from it and
+/// start writing them back. A database that cannot be opened is logged and
+/// the server runs without one.
+fn open_store(config: &Config, hub: &Arc<Hub>) -> (Option<Arc<Persister>>, Option<Arc<Accounts>>) {
     let dir = &config.data_directory;
     let (store, note) = match Store::open(dir) {
         Ok(opened) => opened,
         Err(e) => {
-            error!("persistence is off for this run: cannot open the database: {e}");
-            return None;
+            error!("running without a database (no persistence, no admin accounts): {e}");
+            return (None, None);
         }
     };
     if let Some(note) = note {
         error!("{note}");
+    }
+    let accounts = match Accounts::open(store.path()) {
+        Ok(accounts) => Some(Arc::new(accounts)),
+        Err(e) => {
+            error!("admin accounts unavailable: {e}");
+            None
+        }
+    };
+    if config.persistence == Persistence::Off {
+        return (None, accounts);
     }
     let started = Instant::now();
     let oldest = crate::hub::unix_now().saturating_sub(config.max_message_age);
@@ -199,7 +212,7 @@ fn open_store(config: &Config, hub: &Arc<Hub>) -> Option<Arc<Persister>> {
         Ok(restored) => restored,
         Err(e) => {
             error!("persistence is off for this run: cannot read the database: {e}");
-            return None;
+            return (None, accounts);
         }
     };
     let ceiling = IdCeiling::new(dir);
@@ -219,13 +232,14 @@ fn open_store(config: &Config, hub: &Arc<Hub>) -> Option<Arc<Persister>> {
         store.path().display(),
         started.elapsed()
     );
-    Some(Persister::start(
+    let persister = Persister::start(
         store,
         ceiling,
         hub.clone(),
         config.persistence,
         Duration::from_secs(config.snapshot_interval),
-    ))
+    );
+    (Some(persister), accounts)
 }
 
 /// Age out cached messages and close subscriptions past MaxTime.

@@ -310,7 +310,10 @@ impl SmallDisk {
             .arg(dir.path())
             .status()
             .expect("running mount");
-        assert!(status.success(), "this test needs root to mount a small tmpfs");
+        assert!(
+            status.success(),
+            "this test needs root to mount a small tmpfs"
+        );
         SmallDisk { dir }
     }
 
@@ -326,7 +329,9 @@ impl SmallDisk {
 
 impl Drop for SmallDisk {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(self.dir.path()).status();
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
     }
 }
 
@@ -334,22 +339,36 @@ impl Drop for SmallDisk {
 fn a_full_disk_keeps_publishing_in_memory_and_persistence_resumes() {
     let disk = SmallDisk::mount("300k");
     let rt = rt();
-    let process = start(disk.dir.path(), "snapshot", &["-SnapshotInterval", "1", "-MaxMessagesPerChannel", "0"]);
+    let process = start(
+        disk.dir.path(),
+        "snapshot",
+        &["-SnapshotInterval", "1", "-MaxMessagesPerChannel", "0"],
+    );
     let text = "y".repeat(4000);
     rt.block_on(async {
         let mut c = Control::connect(process.control).await;
         for i in 0..150 {
             // Publishing never fails because the disk did.
-            assert_eq!(c.command(&format!("ADDMESSAGE full {i}{text}")).await, format!("OK\t{i}\r\n"));
+            assert_eq!(
+                c.command(&format!("ADDMESSAGE full {i}{text}")).await,
+                format!("OK\t{i}\r\n")
+            );
         }
     });
     process.wait_log("persistence failed");
     disk.grow("32m");
     process.wait_log("persistence works again");
     stop(process);
-    let restarted = start(disk.dir.path(), "snapshot", &["-MaxMessagesPerChannel", "0"]);
+    let restarted = start(
+        disk.dir.path(),
+        "snapshot",
+        &["-MaxMessagesPerChannel", "0"],
+    );
     rt.block_on(async {
-        assert_eq!(cached_ids(restarted.subscriber, "full").await, (0..150).collect::<Vec<_>>());
+        assert_eq!(
+            cached_ids(restarted.subscriber, "full").await,
+            (0..150).collect::<Vec<_>>()
+        );
     });
     stop(restarted);
 }

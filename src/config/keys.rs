@@ -148,6 +148,12 @@ pub const KEYS: &[Key] = &[
         help: "1: keep the subscriber connection open for live messages; 0: send the backlog and close",
     },
     Key {
+        name: "Metrics",
+        default: "local",
+        scope: Scope::Global,
+        help: "Who may read /metrics: off, local (this machine, or with an API token) or public",
+    },
+    Key {
         name: "Persistence",
         default: "snapshot",
         scope: Scope::Global,

@@ -72,6 +72,15 @@ pub enum ConfigError {
     CommandLine(String),
 }
 
+/// Who may read `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsAccess {
+    Off,
+    /// Clients on this machine, or with an API token.
+    Local,
+    Public,
+}
+
 /// One resolved setting as it is shown to people.
 #[derive(Debug, Clone)]
 pub struct Setting {
@@ -105,6 +114,7 @@ pub struct Config {
     pub allow_origin: Option<Vec<String>>,
     pub controller_ip: IpAddr,
     pub controller_port: u16,
+    pub metrics: MetricsAccess,
     pub persistence: crate::store::Persistence,
     pub data_directory: PathBuf,
     pub snapshot_interval: u64,
@@ -272,7 +282,20 @@ impl Config {
         };
         let snapshot_interval = resolver.number("SnapshotInterval", None)?.max(1);
 
+        let metrics = match resolver
+            .string("Metrics", None)
+            .trim()
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "off" | "0" => MetricsAccess::Off,
+            "local" => MetricsAccess::Local,
+            "public" | "1" => MetricsAccess::Public,
+            _ => return Err(resolver.invalid("Metrics", None, "expected off, local or public")),
+        };
+
         Ok(Config {
+            metrics,
             allow_origin,
             persistence,
             data_directory,

@@ -63,6 +63,7 @@ pub struct ChannelSummary {
     pub name: Bytes,
     pub messages: usize,
     pub subscribers: usize,
+    pub last_id: Option<u64>,
 }
 
 /// A subscription request.
@@ -654,6 +655,7 @@ impl Hub {
                 name: name.clone(),
                 messages: c.messages.len(),
                 subscribers: c.subscribers.len(),
+                last_id: c.messages.back().map(|m| m.id),
             })
             .collect();
         list.sort_by(|a, b| a.name.cmp(&b.name));
@@ -676,6 +678,27 @@ impl Hub {
             .get(channel)
             .map(|c| c.messages.iter().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// Empty one channel's cache; `None` if there is no such channel.
+    pub fn clear_channel(&self, name: &[u8]) -> Option<usize> {
+        let mut state = self.lock();
+        let channel = state.channels.get_mut(name)?;
+        let cleared = channel.messages.len();
+        channel.messages.clear();
+        let name = Bytes::copy_from_slice(name);
+        state.mark_dirty(&name);
+        state.expire_if_idle(&name);
+        Some(cleared)
+    }
+
+    /// Live subscriptions counted by transport.
+    pub fn subscribers_by_transport(&self) -> std::collections::BTreeMap<&'static str, usize> {
+        let mut counts = std::collections::BTreeMap::new();
+        for member in self.lock().members.values() {
+            *counts.entry(member.subscriber.info.transport).or_default() += 1;
+        }
+        counts
     }
 
     /// Empty every channel's cache (SIGUSR1).

@@ -5,6 +5,7 @@
 //! publishing never waits on the disk except in durable mode, where a
 //! publisher's `OK` waits for the group commit that holds its message.
 
+pub mod accounts;
 mod ceiling;
 pub mod persist;
 
@@ -87,6 +88,40 @@ const MIGRATIONS: &[&str] = &[
      );
      CREATE INDEX messages_by_channel ON messages(channel, id);
      CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);",
+    // 2: the admin account, its sessions, API tokens, and settings made in
+    // the admin UI.
+    "CREATE TABLE users (
+        name TEXT PRIMARY KEY,
+        password_hash TEXT NOT NULL,
+        created INTEGER NOT NULL
+     );
+     CREATE TABLE sessions (
+        token_hash BLOB PRIMARY KEY,
+        user TEXT NOT NULL,
+        csrf TEXT NOT NULL,
+        expires INTEGER NOT NULL
+     );
+     CREATE TABLE api_tokens (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        token_hash BLOB UNIQUE NOT NULL,
+        created INTEGER NOT NULL,
+        last_used INTEGER
+     );
+     CREATE TABLE channel_settings (
+        pattern TEXT PRIMARY KEY,
+        max_messages INTEGER,
+        max_age INTEGER,
+        persist INTEGER,
+        transports TEXT,
+        anonymous INTEGER NOT NULL DEFAULT 1,
+        updated INTEGER NOT NULL
+     );
+     CREATE TABLE settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        updated INTEGER NOT NULL
+     );",
 ];
 
 /// An open database.

@@ -37,6 +37,7 @@ pub fn router(shared: Arc<Shared>, peer: SocketAddr) -> Router {
         .route("/healthz", get(healthz))
         .route("/ws", get(super::ws::handler))
         .merge(streams)
+        .merge(crate::api::router())
         .fallback(not_found)
         .layer(Extension(PeerAddr(Some(peer))))
         .with_state(shared)

@@ -21,6 +21,8 @@ pub const WAIT: Duration = Duration::from_secs(10);
 
 /// A server running inside the test process.
 pub struct TestServer {
+    /// The data directory (database), removed with the server.
+    pub data: tempfile::TempDir,
     pub control: SocketAddr,
     pub subscriber: SocketAddr,
     pub udp: Option<SocketAddr>,
@@ -41,8 +43,11 @@ impl TestServer {
         args.set("ControllerPort", None, "0");
         args.set("SubscriberPort", None, "0");
         args.set("SubscriberIP", None, "127.0.0.1");
-        // Nothing on disk unless a test asks for it.
+        // Nothing persisted unless a test asks; the database (accounts)
+        // lives in a directory of the test's own.
+        let data = tempfile::tempdir().unwrap();
         args.set("Persistence", None, "off");
+        args.set("DataDirectory", None, data.path().to_str().unwrap());
         for (key, value) in options {
             let (key, mode) = match key.split_once('.') {
                 Some((k, m)) => (k, Some(m)),
@@ -60,6 +65,7 @@ impl TestServer {
         let shutdown = server.shutdown_token();
         let task = Some(tokio::spawn(server.run()));
         TestServer {
+            data,
             control,
             subscriber,
             udp,
@@ -287,6 +293,8 @@ pub const HTML_HEADER: &str = "HTTP/1.1 200 OK\r\nServer: meteord\r\nContent-Typ
 
 /// The real binary, started with these arguments (ports should be 0).
 pub struct Process {
+    /// The data directory, unless the test named its own.
+    pub data: Option<tempfile::TempDir>,
     pub child: Child,
     pub control: SocketAddr,
     pub subscriber: SocketAddr,
@@ -307,6 +315,13 @@ impl Process {
         if !args.iter().any(|a| a.starts_with("-Persistence")) {
             command.args(["-Persistence", "off"]);
         }
+        let data = if args.iter().any(|a| a.starts_with("-DataDirectory")) {
+            None
+        } else {
+            let dir = tempfile::tempdir().unwrap();
+            command.args(["-DataDirectory", dir.path().to_str().unwrap()]);
+            Some(dir)
+        };
         let mut child = command
             .args([
                 "-ControllerPort",
@@ -347,6 +362,7 @@ impl Process {
             udp = udp.or(addr("udp listening on "));
         }
         Process {
+            data,
             child,
             control: control.unwrap(),
             subscriber: subscriber.unwrap(),
@@ -390,4 +406,67 @@ impl Drop for Process {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A parsed HTTP response.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("{e}: {:?}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+}
+
+/// Send one HTTP/1.1 request (closing the connection) and parse the reply,
+/// chunked or not.
+pub async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let mut raw = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        raw.push_str(&format!("{name}: {value}\r\n"));
+    }
+    raw.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    let mut bytes = raw.into_bytes();
+    bytes.extend_from_slice(body);
+    let reply = http_raw(addr, &bytes).await;
+    let split = find(&reply, b"\r\n\r\n").expect("a response head");
+    let head = String::from_utf8_lossy(&reply[..split]).into_owned();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut body = reply[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        let mut plain = Vec::new();
+        let mut rest = &body[..];
+        while let Some(eol) = find(rest, b"\r\n") {
+            let size = usize::from_str_radix(std::str::from_utf8(&rest[..eol]).unwrap().trim(), 16)
+                .unwrap();
+            if size == 0 {
+                break;
+            }
+            plain.extend_from_slice(&rest[eol + 2..eol + 2 + size]);
+            rest = &rest[eol + 2 + size + 2..];
+        }
+        body = plain;
+    }
+    Response { status, head, body }
 }
