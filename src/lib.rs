@@ -14,10 +14,12 @@
 //! - [`control`]: the publisher line protocol over TCP, and UDP.
 //! - [`subscriber`]: the subscriber port — legacy `/push`, static files, and
 //!   an axum router for everything newer.
+//! - [`admin`]: the admin web UI on its own listener.
 //! - [`api`]: the HTTP API (`/api`, `/metrics`) on the subscriber port.
 //! - [`store`]: the SQLite database — persistence of the caches, accounts.
 //! - [`server`]: binding, accept loops, housekeeping, signals, shutdown.
 
+pub mod admin;
 pub mod api;
 pub mod assets;
 pub mod config;

@@ -71,6 +71,7 @@ pub struct Server {
     control: TcpListener,
     subscriber: TcpListener,
     udp: Option<UdpSocket>,
+    admin: Option<TcpListener>,
 }
 
 impl Server {
@@ -91,6 +92,20 @@ impl Server {
                     .await
                     .with_context(|| format!("cannot listen on UDP address {addr}"))?,
             )
+        } else {
+            None
+        };
+        // The push service matters more than the admin UI: if its address
+        // is taken (another instance), say so and serve without it.
+        let admin = if config.admin_ui {
+            let addr = SocketAddr::new(config.admin_ip, config.admin_port);
+            match TcpListener::bind(addr).await {
+                Ok(listener) => Some(listener),
+                Err(e) => {
+                    error!("admin UI off: cannot listen on admin address {addr}: {e}");
+                    None
+                }
+            }
         } else {
             None
         };
@@ -115,7 +130,12 @@ impl Server {
             control,
             subscriber,
             udp,
+            admin,
         })
+    }
+
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|a| a.local_addr().ok())
     }
 
     pub fn control_addr(&self) -> SocketAddr {
@@ -149,11 +169,17 @@ impl Server {
         if let Some(udp) = &self.udp {
             info!("udp listening on {}", udp.local_addr()?);
         }
+        if let Some(admin) = &self.admin {
+            info!("admin listening on {}", admin.local_addr()?);
+        }
         let mut loops = tokio::task::JoinSet::new();
         loops.spawn(crate::control::serve(self.control, shared.clone()));
         loops.spawn(crate::subscriber::serve(self.subscriber, shared.clone()));
         if let Some(udp) = self.udp {
             loops.spawn(crate::control::udp::serve(udp, shared.clone()));
+        }
+        if let Some(admin) = self.admin {
+            loops.spawn(crate::admin::serve(admin, shared.clone()));
         }
         loops.spawn(housekeeping(shared.clone()));
         loops.spawn(pings(shared.clone()));

@@ -28,6 +28,24 @@ const HTTP_HEADER: &str = "HTTP/1.1 ~status~\\r\\nServer: ~server~\\r\\nContent-
 /// Every key meteord 1.06 understands, in its original order.
 pub const KEYS: &[Key] = &[
     Key {
+        name: "AdminIP",
+        default: "",
+        scope: Scope::Global,
+        help: "Address of the admin web UI (empty: 127.0.0.1 only)",
+    },
+    Key {
+        name: "AdminPort",
+        default: "4672",
+        scope: Scope::Global,
+        help: "TCP port of the admin web UI",
+    },
+    Key {
+        name: "AdminUI",
+        default: "1",
+        scope: Scope::Global,
+        help: "0 turns the admin web UI off",
+    },
+    Key {
         name: "AllowOrigin",
         default: "*",
         scope: Scope::Global,

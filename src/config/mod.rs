@@ -110,6 +110,9 @@ pub struct Mode {
 /// The whole, typed configuration.
 #[derive(Debug)]
 pub struct Config {
+    pub admin_ip: IpAddr,
+    pub admin_port: u16,
+    pub admin_ui: bool,
     /// `None`: any origin; otherwise the allowed origins.
     pub allow_origin: Option<Vec<String>>,
     pub controller_ip: IpAddr,
@@ -295,6 +298,9 @@ impl Config {
         };
 
         Ok(Config {
+            admin_ip: resolver.ip("AdminIP", Ipv4Addr::LOCALHOST.into())?,
+            admin_port: resolver.port("AdminPort")?,
+            admin_ui: resolver.flag("AdminUI", None)?,
             metrics,
             allow_origin,
             persistence,

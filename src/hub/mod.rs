@@ -692,6 +692,30 @@ impl Hub {
         Some(cleared)
     }
 
+    /// The live subscribers of a channel.
+    pub fn channel_subscribers(&self, name: &[u8]) -> Vec<(u64, SubscriberInfo)> {
+        self.lock()
+            .channels
+            .get(name)
+            .map(|c| {
+                c.subscribers
+                    .values()
+                    .map(|s| (s.id, s.info.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// End one live subscription (with its shutdown message), by id.
+    /// Returns whether it existed.
+    pub fn kick_subscriber(&self, id: u64) -> bool {
+        let mut state = self.lock();
+        if let Some(member) = state.members.get(&id) {
+            member.subscriber.close(true);
+        }
+        state.detach(id).is_some()
+    }
+
     /// Live subscriptions counted by transport.
     pub fn subscribers_by_transport(&self) -> std::collections::BTreeMap<&'static str, usize> {
         let mut counts = std::collections::BTreeMap::new();

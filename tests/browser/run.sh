@@ -44,4 +44,5 @@ if [ ! -d "$here/node_modules/puppeteer-core" ]; then
     (cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-exec node --test "$@" tests/browser/
+# the test files, named explicitly: Node 21+ reads arguments as globs
+exec node --test "$@" tests/browser/*.test.mjs

@@ -26,6 +26,7 @@ pub struct TestServer {
     pub control: SocketAddr,
     pub subscriber: SocketAddr,
     pub udp: Option<SocketAddr>,
+    pub admin: Option<SocketAddr>,
     pub shared: Arc<Shared>,
     shutdown: CancellationToken,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -43,6 +44,7 @@ impl TestServer {
         args.set("ControllerPort", None, "0");
         args.set("SubscriberPort", None, "0");
         args.set("SubscriberIP", None, "127.0.0.1");
+        args.set("AdminPort", None, "0");
         // Nothing persisted unless a test asks; the database (accounts)
         // lives in a directory of the test's own.
         let data = tempfile::tempdir().unwrap();
@@ -61,6 +63,7 @@ impl TestServer {
         let control = server.control_addr();
         let subscriber = server.subscriber_addr();
         let udp = server.udp_addr();
+        let admin = server.admin_addr();
         let shared = server.shared();
         let shutdown = server.shutdown_token();
         let task = Some(tokio::spawn(server.run()));
@@ -69,6 +72,7 @@ impl TestServer {
             control,
             subscriber,
             udp,
+            admin,
             shared,
             shutdown,
             task,
@@ -330,6 +334,8 @@ impl Process {
                 "0",
                 "-SubscriberIP",
                 "127.0.0.1",
+                "-AdminPort",
+                "0",
             ])
             .args(args)
             .stderr(Stdio::piped())

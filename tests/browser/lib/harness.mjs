@@ -44,6 +44,7 @@ export async function startMeteord({ args = [], subscriberPort = 0, dataDir = nu
       '-SubscriberPort', String(subscriberPort),
       '-SubscriberIP', '127.0.0.1',
       '-DataDirectory', dir,
+      '-AdminUI', '0', // its fixed port would collide between parallel servers
       ...args,
     ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
