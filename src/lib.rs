@@ -27,6 +27,7 @@ pub mod control;
 pub mod hub;
 pub mod logging;
 pub mod server;
+pub mod settings;
 pub mod store;
 pub mod subscriber;
 pub mod template;

@@ -28,6 +28,8 @@ pub struct Shared {
     pub config: ArcSwap<Config>,
     /// The command line, kept for reloads.
     pub args: LegacyArgs,
+    /// Global settings made in the admin UI (they win over everything).
+    pub ui_settings: std::sync::Mutex<LegacyArgs>,
     pub documents: Documents,
     /// The framings of the modern transports, shared by their subscribers.
     pub framings: crate::subscriber::framing::Framings,
@@ -44,7 +46,18 @@ pub struct Shared {
 impl Shared {
     /// Re-read the configuration (SIGHUP). On error the old one stays.
     pub fn reload(&self) -> anyhow::Result<()> {
-        let config = Config::load(&self.args)?;
+        let ui = self
+            .ui_settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let config = Config::load_with(&self.args, &ui)?;
+        self.apply(config);
+        Ok(())
+    }
+
+    /// Put a new configuration in force.
+    pub fn apply(&self, config: Config) {
         for warning in &config.warnings {
             warn!("{warning}");
         }
@@ -61,7 +74,6 @@ impl Shared {
             .set_limits(config.max_messages_per_channel, config.max_message_age);
         self.config.store(Arc::new(config));
         self.documents.clear();
-        Ok(())
     }
 }
 
@@ -114,10 +126,34 @@ impl Server {
             config.max_message_age,
         ));
         let (persister, accounts) = open_store(&config, &hub);
+        // Settings made in the admin UI, and channel rules, from the database.
+        let mut ui_settings = LegacyArgs::default();
+        let mut config = config;
+        if let Some(accounts) = &accounts {
+            match accounts.ui_settings() {
+                Ok(saved) if !saved.is_empty() => {
+                    for (key, value) in saved {
+                        ui_settings.set(&key, None, value);
+                    }
+                    match Config::load_with(&args, &ui_settings) {
+                        Ok(with_ui) => config = with_ui,
+                        Err(e) => error!("ignoring settings saved in the admin UI: {e}"),
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => error!("cannot read settings saved in the admin UI: {e}"),
+            }
+            match accounts.channel_rules() {
+                Ok(rules) => hub.set_rules(crate::settings::ChannelRules::new(rules)),
+                Err(e) => error!("cannot read channel settings: {e}"),
+            }
+        }
+        hub.set_limits(config.max_messages_per_channel, config.max_message_age);
         let shared = Arc::new(Shared {
             hub,
             config: ArcSwap::from_pointee(config),
             args,
+            ui_settings: std::sync::Mutex::new(ui_settings),
             documents: Documents::default(),
             framings: Default::default(),
             shutdown: CancellationToken::new(),

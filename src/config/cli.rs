@@ -42,6 +42,11 @@ impl LegacyArgs {
             .insert((key.to_string(), mode.map(str::to_string)), value.into());
     }
 
+    /// Forget a global value.
+    pub fn remove(&mut self, key: &str) {
+        self.values.remove(&(key.to_string(), None));
+    }
+
     pub fn modes(&self) -> impl Iterator<Item = &String> {
         self.modes.iter()
     }

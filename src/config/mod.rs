@@ -35,6 +35,8 @@ pub enum Source {
     /// The configuration file, at this line.
     File(usize),
     CommandLine,
+    /// Set in the admin UI.
+    Ui,
 }
 
 impl fmt::Display for Source {
@@ -44,6 +46,7 @@ impl fmt::Display for Source {
             Source::Builtin(line) => write!(f, "built-in config line {line}"),
             Source::File(line) => write!(f, "config file line {line}"),
             Source::CommandLine => write!(f, "command line"),
+            Source::Ui => write!(f, "admin UI"),
         }
     }
 }
@@ -153,6 +156,12 @@ impl Config {
     /// location), falling back to the built-in configuration when the
     /// default file does not exist.
     pub fn load(args: &LegacyArgs) -> Result<Config, ConfigError> {
+        Config::load_with(args, &LegacyArgs::default())
+    }
+
+    /// [`Config::load`], with settings made in the admin UI (`ui`, global
+    /// keys only) taking precedence over everything else.
+    pub fn load_with(args: &LegacyArgs, ui: &LegacyArgs) -> Result<Config, ConfigError> {
         let (location, explicit) = match args.get("ConfigFileLocation", None) {
             Some(path) => (unescape(path), true),
             None => (
@@ -185,7 +194,7 @@ impl Config {
                 None,
             )
         };
-        Config::from_parts(args, &file, used)
+        Config::from_layers(args, ui, &file, used)
     }
 
     /// Build from already-parsed command line and file contents.
@@ -194,7 +203,17 @@ impl Config {
         file: &ConfigFile,
         used: Option<PathBuf>,
     ) -> Result<Config, ConfigError> {
-        let resolver = Resolver { args, file };
+        Config::from_layers(args, &LegacyArgs::default(), file, used)
+    }
+
+    /// Build from every layer: admin UI > command line > file > default.
+    pub fn from_layers(
+        args: &LegacyArgs,
+        ui: &LegacyArgs,
+        file: &ConfigFile,
+        used: Option<PathBuf>,
+    ) -> Result<Config, ConfigError> {
+        let resolver = Resolver { args, ui, file };
         let mut warnings = Vec::new();
 
         let mut mode_names: BTreeSet<String> = file.modes().cloned().collect();
@@ -339,9 +358,11 @@ impl Config {
     }
 }
 
-/// Looks values up with command line > file > default precedence.
+/// Looks values up with admin UI > command line > file > default
+/// precedence.
 struct Resolver<'a> {
     args: &'a LegacyArgs,
+    ui: &'a LegacyArgs,
     file: &'a ConfigFile,
 }
 
@@ -355,6 +376,9 @@ impl Resolver<'_> {
             if let Some(v) = self.file.get(key, Some(mode)) {
                 return (&v.raw, v.source.clone());
             }
+        }
+        if let Some(v) = self.ui.get(key, None) {
+            return (v, Source::Ui);
         }
         if let Some(v) = self.args.get(key, None) {
             return (v, Source::CommandLine);

@@ -28,6 +28,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use indexmap::IndexMap;
 
+use crate::settings::{ChannelRule, ChannelRules};
 pub use feed::FEED_CAPACITY;
 use feed::{Entry, Feed};
 use message::framing_key;
@@ -239,6 +240,8 @@ pub struct Hub {
     reserver: std::sync::OnceLock<Arc<dyn IdReserve>>,
     /// Receives every published message (durable persistence).
     journal: std::sync::OnceLock<Journal>,
+    /// Per-channel settings made in the admin UI.
+    rules: arc_swap::ArcSwap<ChannelRules>,
 }
 
 /// Receives each message as it is published (durable persistence).
@@ -276,6 +279,7 @@ impl Hub {
             started: SystemTime::now(),
             reserver: std::sync::OnceLock::new(),
             journal: std::sync::OnceLock::new(),
+            rules: arc_swap::ArcSwap::from_pointee(ChannelRules::default()),
         }
     }
 
@@ -289,6 +293,21 @@ impl Hub {
         self.max_per_channel
             .store(max_per_channel, Ordering::Relaxed);
         self.max_age.store(max_age, Ordering::Relaxed);
+    }
+
+    /// Put per-channel rules in force (from the next publish and sweep).
+    pub fn set_rules(&self, rules: ChannelRules) {
+        self.rules.store(Arc::new(rules));
+    }
+
+    /// The rules in force.
+    pub fn rules(&self) -> Arc<ChannelRules> {
+        self.rules.load_full()
+    }
+
+    /// The rule that applies to a channel, if any.
+    pub fn rule_for(&self, channel: &[u8]) -> Option<ChannelRule> {
+        self.rules.load().for_channel(channel).cloned()
     }
 
     /// Seconds since the hub was created.

@@ -259,6 +259,92 @@ impl Accounts {
     }
 }
 
+/// Channel rules and global settings made in the admin UI.
+impl Accounts {
+    pub fn channel_rules(&self) -> Result<Vec<crate::settings::ChannelRule>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT pattern, max_messages, max_age, persist, transports, anonymous FROM channel_settings")
+            .map_err(|e| self.error(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(crate::settings::ChannelRule {
+                    pattern: r.get(0)?,
+                    max_messages: r.get::<_, Option<i64>>(1)?.map(|v| v as usize),
+                    max_age: r.get::<_, Option<i64>>(2)?.map(|v| v as u64),
+                    persist: r.get::<_, Option<bool>>(3)?,
+                    transports: r.get::<_, Option<String>>(4)?.map(|t| {
+                        t.split(',')
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_string)
+                            .collect()
+                    }),
+                    anonymous: r.get(5)?,
+                })
+            })
+            .map_err(|e| self.error(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
+    }
+
+    pub fn save_channel_rule(&self, rule: &crate::settings::ChannelRule) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "INSERT INTO channel_settings (pattern, max_messages, max_age, persist, transports, anonymous, updated)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT(pattern) DO UPDATE SET max_messages = ?2, max_age = ?3, persist = ?4,
+                    transports = ?5, anonymous = ?6, updated = ?7",
+                params![
+                    rule.pattern,
+                    rule.max_messages.map(|v| v as i64),
+                    rule.max_age.map(|v| v as i64),
+                    rule.persist,
+                    rule.transports.as_ref().map(|t| t.join(",")),
+                    rule.anonymous,
+                    unix_now() as i64
+                ],
+            )
+            .map(|_| ())
+            .map_err(|e| self.error(e))
+    }
+
+    pub fn delete_channel_rule(&self, pattern: &str) -> Result<bool, StoreError> {
+        self.conn()
+            .execute("DELETE FROM channel_settings WHERE pattern = ?1", [pattern])
+            .map(|n| n == 1)
+            .map_err(|e| self.error(e))
+    }
+
+    /// Global settings overridden in the admin UI, as (key, raw value).
+    pub fn ui_settings(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT key, value FROM settings ORDER BY key")
+            .map_err(|e| self.error(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| self.error(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
+    }
+
+    pub fn save_ui_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "INSERT INTO settings (key, value, updated) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(key) DO UPDATE SET value = ?2, updated = ?3",
+                params![key, value, unix_now() as i64],
+            )
+            .map(|_| ())
+            .map_err(|e| self.error(e))
+    }
+
+    pub fn delete_ui_setting(&self, key: &str) -> Result<bool, StoreError> {
+        self.conn()
+            .execute("DELETE FROM settings WHERE key = ?1", [key])
+            .map(|n| n == 1)
+            .map_err(|e| self.error(e))
+    }
+}
+
 fn hash_password(password: &str) -> String {
     let salt = SaltString::generate(&mut OsRng);
     Argon2::default()
