@@ -5,7 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests use; installed only when missing.
-PACKAGES=()
+PACKAGES=(chromium)
+# Node.js may come from elsewhere than Debian; only install it if absent.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    PACKAGES+=(nodejs npm)
+fi
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
@@ -30,3 +34,6 @@ echo "== cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --all-targets --locked
+echo "== browser tests (headless Chromium)"
+cargo build --locked
+bash tests/browser/run.sh

@@ -98,7 +98,7 @@ pub struct ChannelRules {
 
 impl ChannelRules {
     pub fn new(mut rules: Vec<ChannelRule>) -> ChannelRules {
-        rules.sort_by(|a, b| b.specificity().cmp(&a.specificity()));
+        rules.sort_by_key(|r| std::cmp::Reverse(r.specificity()));
         ChannelRules { rules }
     }
 

@@ -165,10 +165,11 @@ async fn sse_pings_kicks_and_shutdown() {
     // A newer stream with the same host id replaces it, across transports.
     let mut second = Stream::open(server.subscriber, "/push/h1/xhrinteractive/k").await;
     second.until(b"ch(\"k\", 0)").await;
-    // The event stream ends (the last chunk) after the close event.
+    // The event stream ends (the last chunk) after a close event that says
+    // why, so that a client knows not to fight over the host id.
     let body = text(
         first
-            .until(b"event: close\ndata: shutdown\n\n\r\n0\r\n\r\n")
+            .until(b"event: close\ndata: replaced\n\n\r\n0\r\n\r\n")
             .await,
     );
     assert!(body.contains(": ping\n\n"), "{body}");
@@ -365,7 +366,11 @@ async fn websocket_protocol() {
     let closing = tokio::time::timeout(WAIT, async {
         loop {
             match ws.next().await {
-                Some(Ok(WsMessage::Text(t))) if t.as_str().contains("\"close\"") => return true,
+                Some(Ok(WsMessage::Text(t)))
+                    if t.as_str() == r#"{"type":"close","reason":"disconnected"}"# =>
+                {
+                    return true
+                }
                 Some(Ok(_)) => continue,
                 _ => return false,
             }

@@ -10,8 +10,14 @@ fn text(bytes: &[u8]) -> String {
 }
 
 fn head(status: &str, content_type: &str, length: usize) -> String {
+    // Scripts also carry a CORS header (ES modules from other sites need it).
+    let cors = if content_type == "text/javascript" {
+        "Access-Control-Allow-Origin: *\r\n"
+    } else {
+        ""
+    };
     format!(
-        "HTTP/1.1 {status}\r\nServer: meteord\r\nContent-Type: {content_type}; charset=utf-8\r\nPragma: no-cache\r\nCache-Control: no-cache, no-store, must-revalidate\r\nExpires: Thu, 1 Jan 1970 00:00:00 GMT\r\nContent-length: {length}\r\n\r\n"
+        "HTTP/1.1 {status}\r\nServer: meteord\r\nContent-Type: {content_type}; charset=utf-8\r\nPragma: no-cache\r\nCache-Control: no-cache, no-store, must-revalidate\r\nExpires: Thu, 1 Jan 1970 00:00:00 GMT\r\n{cors}Content-length: {length}\r\n\r\n"
     )
 }
 

@@ -22,6 +22,28 @@ pub trait Framing: Send + Sync + 'static {
     fn ping(&self) -> &[u8];
     /// Sent when the server closes the subscription (shutdown, kick).
     fn shutdown(&self) -> &[u8];
+
+    /// What to send when a subscription is closed for `reason`; legacy
+    /// modes send their shutdown message whatever the reason.
+    fn farewell(&self, reason: Farewell) -> &[u8] {
+        match reason {
+            Farewell::Quiet => b"",
+            _ => self.shutdown(),
+        }
+    }
+}
+
+/// Why the server ends a subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Farewell {
+    /// Its natural end (backlog sent, MaxMessages, MaxTime): no message.
+    Quiet,
+    /// The server is shutting down.
+    Shutdown,
+    /// A newer subscription with the same host id took its place.
+    Replaced,
+    /// `/disconnect/<hostid>` or a kick from the admin UI.
+    Disconnected,
 }
 
 /// Identity of a framing, for the per-publish render cache.

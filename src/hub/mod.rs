@@ -32,7 +32,7 @@ use crate::settings::{ChannelRule, ChannelRules};
 pub use feed::FEED_CAPACITY;
 use feed::{Entry, Feed};
 use message::framing_key;
-pub use message::{unix_now, Framing, Message};
+pub use message::{unix_now, Farewell, Framing, Message};
 pub use stats::{Stat, Stats};
 pub use subscriber::{Delivery, Next, Subscriber, SubscriberInfo};
 
@@ -489,7 +489,7 @@ impl Hub {
             if let Some(host) = &subscriber.info.host_id {
                 if let Some(old) = state.hosts.get(host).copied() {
                     if let Some(member) = state.members.get(&old) {
-                        member.subscriber.close(true);
+                        member.subscriber.close(Farewell::Replaced);
                     }
                     state.detach(old);
                 }
@@ -534,7 +534,7 @@ impl Hub {
         // closes the subscription.
         if subscriber.limit_reached() {
             done = true;
-            subscriber.close(false);
+            subscriber.close(Farewell::Quiet);
         }
 
         if persist && !done {
@@ -558,7 +558,7 @@ impl Hub {
                 },
             );
         } else if !done {
-            subscriber.close(false);
+            subscriber.close(Farewell::Quiet);
         }
         drop(state);
         if served > 0 {
@@ -649,7 +649,7 @@ impl Hub {
             return false;
         };
         if let Some(member) = state.members.get(&id) {
-            member.subscriber.close(true);
+            member.subscriber.close(Farewell::Disconnected);
         }
         state.detach(id).is_some()
     }
@@ -730,7 +730,7 @@ impl Hub {
     pub fn kick_subscriber(&self, id: u64) -> bool {
         let mut state = self.lock();
         if let Some(member) = state.members.get(&id) {
-            member.subscriber.close(true);
+            member.subscriber.close(Farewell::Disconnected);
         }
         state.detach(id).is_some()
     }
@@ -800,7 +800,7 @@ impl Hub {
             .collect();
         for id in due {
             if let Some(member) = state.members.get(&id) {
-                member.subscriber.close(false);
+                member.subscriber.close(Farewell::Quiet);
             }
             state.detach(id);
         }
@@ -812,7 +812,7 @@ impl Hub {
         let ids: Vec<u64> = state.members.keys().copied().collect();
         for id in ids {
             if let Some(member) = state.members.get(&id) {
-                member.subscriber.close(true);
+                member.subscriber.close(Farewell::Shutdown);
             }
             state.detach(id);
         }

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use smallvec::SmallVec;
 
 use super::feed::{Entry, Feed, Read};
-use super::message::Framing;
+use super::message::{Farewell, Framing};
 use super::stats::{Stat, Stats};
 
 /// Queued protocol bytes allowed before a subscriber is considered stuck
@@ -206,9 +206,9 @@ impl Subscriber {
     }
 
     /// Finish the subscription: the messages already published to it are
-    /// still delivered, then (optionally) the shutdown message, then the
-    /// connection closes.
-    pub fn close(&self, with_shutdown_message: bool) {
+    /// still delivered, then the farewell its framing sends for `reason`,
+    /// then the connection closes.
+    pub fn close(&self, reason: Farewell) {
         let mut outbox = self.lock();
         if outbox.state != State::Open {
             return;
@@ -216,9 +216,9 @@ impl Subscriber {
         self.drain_feeds(&mut outbox);
         Self::release_feeds(&mut outbox);
         if outbox.state == State::Open {
-            if with_shutdown_message {
-                outbox.pending.extend_from_slice(self.framing.shutdown());
-            }
+            outbox
+                .pending
+                .extend_from_slice(self.framing.farewell(reason));
             outbox.state = State::Closing;
         }
         Self::wake(&mut outbox);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::hub::{Framing, Message};
+use crate::hub::{Farewell, Framing, Message};
 
 #[derive(Serialize)]
 struct Json<'a> {
@@ -54,6 +54,15 @@ impl Framing for Sse {
     fn shutdown(&self) -> &[u8] {
         b"event: close\ndata: shutdown\n\n"
     }
+
+    fn farewell(&self, reason: Farewell) -> &[u8] {
+        match reason {
+            Farewell::Quiet => b"",
+            Farewell::Shutdown => self.shutdown(),
+            Farewell::Replaced => b"event: close\ndata: replaced\n\n",
+            Farewell::Disconnected => b"event: close\ndata: disconnected\n\n",
+        }
+    }
 }
 
 /// WebSocket: one JSON object per line; the connection sends each line as
@@ -72,6 +81,15 @@ impl Framing for WebSocket {
 
     fn shutdown(&self) -> &[u8] {
         b"{\"type\":\"close\",\"reason\":\"shutdown\"}\n"
+    }
+
+    fn farewell(&self, reason: Farewell) -> &[u8] {
+        match reason {
+            Farewell::Quiet => b"",
+            Farewell::Shutdown => self.shutdown(),
+            Farewell::Replaced => b"{\"type\":\"close\",\"reason\":\"replaced\"}\n",
+            Farewell::Disconnected => b"{\"type\":\"close\",\"reason\":\"disconnected\"}\n",
+        }
     }
 }
 

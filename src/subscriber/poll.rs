@@ -3,7 +3,8 @@
 //!
 //! It answers as soon as there is at least one message: the whole backlog
 //! the specs (or `after`) ask for, or else the next live message; with
-//! nothing by `timeout` seconds (default 25), an empty body.
+//! nothing by `timeout` seconds (default 25), an empty body. `timeout=0`
+//! answers at once with whatever there is.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +16,7 @@ use serde::Deserialize;
 
 use super::body::OutboxBody;
 use super::http::{bad_request, subscriber_info, PeerAddr};
-use super::sse::channels_from_path;
+use super::sse::{channels_from_path, resume_after};
 use crate::hub::Subscription;
 use crate::server::Shared;
 
@@ -34,11 +35,13 @@ pub async fn handler(
     Query(query): Query<PollQuery>,
     uri: Uri,
 ) -> Response {
-    let channels = channels_from_path(uri.path(), "/poll/", query.after);
+    let resume = query.after.map(|id| resume_after(id, &shared.hub));
+    let channels = channels_from_path(uri.path(), "/poll/", resume);
     if channels.is_empty() {
         return bad_request("no valid channel in the request path");
     }
-    let timeout = query.timeout.unwrap_or(25).clamp(1, MAX_TIMEOUT);
+    // timeout=0: answer at once with what there is.
+    let timeout = query.timeout.unwrap_or(25).min(MAX_TIMEOUT);
     let hub = &shared.hub;
     let subscriber = hub.new_subscriber(
         subscriber_info(None, "poll", "poll", peer),
@@ -49,7 +52,7 @@ pub async fn handler(
         Subscription {
             subscriber: subscriber.clone(),
             channels: &channels,
-            persist: true,
+            persist: timeout > 0,
             max_time: Some(Duration::from_secs(timeout)),
             merge_backlog: true,
         },

@@ -30,17 +30,24 @@ pub struct SseQuery {
 pub fn channels_from_path(
     path: &str,
     prefix: &str,
-    resume: Option<u64>,
+    resume: Option<Start>,
 ) -> Vec<(bytes::Bytes, Start)> {
     path.strip_prefix(prefix)
         .unwrap_or_default()
         .split('/')
         .filter_map(parse_channel_spec)
-        .map(|(name, start)| match resume {
-            Some(id) => (name, Start::FromId(id.saturating_add(1))),
-            None => (name, start),
-        })
+        .map(|(name, start)| (name, resume.unwrap_or(start)))
         .collect()
+}
+
+/// Where "after id N" starts. An id this server never handed out means it
+/// restarted without its history (persistence off): send all it has.
+pub fn resume_after(id: u64, hub: &crate::hub::Hub) -> Start {
+    if id >= hub.next_message_id() {
+        Start::All
+    } else {
+        Start::FromId(id + 1)
+    }
 }
 
 /// A host id is letters and digits, as in `/push`.
@@ -59,7 +66,10 @@ pub async fn handler(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    let channels = channels_from_path(uri.path(), "/sse/", header_resume.or(query.last_event_id));
+    let resume = header_resume
+        .or(query.last_event_id)
+        .map(|id| resume_after(id, &shared.hub));
+    let channels = channels_from_path(uri.path(), "/sse/", resume);
     if channels.is_empty() {
         return bad_request("no valid channel in the request path");
     }

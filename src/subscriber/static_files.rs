@@ -83,7 +83,7 @@ pub fn legal_relative_path(request_path: &str) -> Option<&str> {
 }
 
 fn content_type(path: &str) -> &'static str {
-    if path.ends_with(".js") {
+    if path.ends_with(".js") || path.ends_with(".mjs") {
         "text/javascript"
     } else {
         "text/html"
@@ -133,6 +133,11 @@ pub fn response_head(status: &str, content_type: &str, length: usize, html: bool
     // documents outside origin-keyed agent clusters.
     if html && status.starts_with("200") {
         head.push_str("Origin-Agent-Cluster: ?0\r\n");
+    }
+    // Scripts may be imported as modules from pages on other sites, which
+    // browsers allow only with CORS.
+    if content_type == "text/javascript" && status.starts_with("200") {
+        head.push_str("Access-Control-Allow-Origin: *\r\n");
     }
     head.push_str(&format!("Content-length: {length}\r\n\r\n"));
     head.into_bytes()

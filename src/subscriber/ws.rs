@@ -188,7 +188,7 @@ fn command(text: &str, subscriber: &Arc<Subscriber>, hub: &Hub) {
                 });
             }
             let start = match (after, last, history) {
-                (Some(id), _, _) => Start::FromId(id.saturating_add(1)),
+                (Some(id), _, _) => super::sse::resume_after(id, hub),
                 (None, Some(0), _) => Start::Live,
                 (None, Some(n), _) => Start::Last(n),
                 (None, None, true) => Start::All,

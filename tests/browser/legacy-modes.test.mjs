@@ -3,10 +3,13 @@
 // page is on www.example.test, the server on data.example.test.
 
 import assert from 'node:assert/strict';
+import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { LEGACY_TEXTS, legacyGot, publishAndExpect, setupLegacy } from './lib/client.mjs';
-import { launchBrowser, openPage, startMeteord, startPageServer, waitInPage } from './lib/harness.mjs';
+import { REPO, launchBrowser, openPage, startMeteord, startPageServer, waitInPage } from './lib/harness.mjs';
 
 const wire = LEGACY_TEXTS.map(([w]) => w);
 const decoded = LEGACY_TEXTS.map(([, d]) => d);
@@ -59,6 +62,41 @@ describe('legacy /push modes through frames', { concurrency: 3 }, () => {
       } finally {
         await close();
         await server.stop();
+      }
+    });
+  }
+
+  // A page served by meteord itself needs no document.domain - so it works
+  // on an IP address too, where the original client could not.
+  for (const mode of ['xhrinteractive', 'simplepoll']) {
+    test(`${mode}: a page on the server's own origin (127.0.0.1) needs no document.domain`, async () => {
+      const root = await mkdtemp(path.join(tmpdir(), 'meteord-docroot-'));
+      for (const file of ['meteor.js', 'stream.html', 'poll.html']) await copyFile(path.join(REPO, 'assets', file), path.join(root, file));
+      await writeFile(path.join(root, 'same.html'), '<!DOCTYPE html><html><head><meta charset="utf-8"></head><body></body></html>');
+      const server = await startMeteord({ args: ['-SubscriberDocumentRoot', root] });
+      const context = await chromium.browser.createBrowserContext();
+      const page = await context.newPage();
+      try {
+        await server.publish('demo', 'backlog');
+        await page.goto(`http://127.0.0.1:${server.subPort}/same.html`);
+        await page.addScriptTag({ url: '/meteor.js' });
+        await page.evaluate((m, tweaks) => {
+          const t = (window.t = { got: [] });
+          Meteor.host = '127.0.0.1';
+          Meteor.port = Number(location.port);
+          Meteor.mode = m;
+          Object.assign(Meteor, tweaks);
+          Meteor.registerEventCallback('process', (x) => t.got.push(x));
+          Meteor.joinChannel('demo', 5);
+          Meteor.connect();
+        }, mode, MODES[mode].tweaks || {});
+        await waitInPage(page, () => window.t.got.length === 1, null, { what: 'the backlog' });
+        await publishAndExpect(page, server, 'demo', wire.slice(0, 4), decoded.slice(0, 4), { from: 1, read: legacyGot });
+        assert.equal(await page.evaluate(() => document.domain), '127.0.0.1');
+      } finally {
+        await context.close();
+        await server.stop();
+        await rm(root, { recursive: true, force: true });
       }
     });
   }
