@@ -260,6 +260,8 @@ pub struct ChannelCache {
     pub name: Bytes,
     /// Oldest first; empty when the channel is gone.
     pub messages: Vec<Arc<Message>>,
+    /// Whether its rule lets it be kept on disk.
+    pub persist: bool,
 }
 
 impl Hub {
@@ -295,8 +297,27 @@ impl Hub {
         self.max_age.store(max_age, Ordering::Relaxed);
     }
 
-    /// Put per-channel rules in force (from the next publish and sweep).
+    /// Put per-channel rules in force: caches over a new size limit are
+    /// trimmed at once; age limits apply at the next sweep.
     pub fn set_rules(&self, rules: ChannelRules) {
+        let global = self.max_per_channel.load(Ordering::Relaxed);
+        let mut state = self.lock();
+        let mut changed = Vec::new();
+        for (name, channel) in state.channels.iter_mut() {
+            let max = rules
+                .for_channel(name)
+                .and_then(|r| r.max_messages)
+                .unwrap_or(global);
+            if max > 0 && channel.messages.len() > max {
+                let excess = channel.messages.len() - max;
+                channel.messages.drain(..excess);
+            }
+            // Persistence may have been switched for it: look again.
+            changed.push(name.clone());
+        }
+        for name in changed {
+            state.mark_dirty(&name);
+        }
         self.rules.store(Arc::new(rules));
     }
 
@@ -370,6 +391,7 @@ impl Hub {
     /// The caches of the channels changed since the last call (all of them
     /// with `all`), and the next id.
     pub fn take_changes(&self, all: bool) -> (Vec<ChannelCache>, u64) {
+        let rules = self.rules.load();
         let mut state = self.lock();
         let names: Vec<Bytes> = if all {
             state.dirty.clear();
@@ -393,7 +415,15 @@ impl Hub {
                     .get(&name)
                     .map(|c| c.messages.iter().cloned().collect())
                     .unwrap_or_default();
-                ChannelCache { name, messages }
+                let persist = rules
+                    .for_channel(&name)
+                    .and_then(|r| r.persist)
+                    .unwrap_or(true);
+                ChannelCache {
+                    name,
+                    messages,
+                    persist,
+                }
             })
             .collect();
         (caches, state.next_id)
@@ -403,7 +433,12 @@ impl Hub {
     /// to every subscriber of the channel. Returns the id.
     pub fn publish(&self, channel: &[u8], text: Bytes) -> u64 {
         let timestamp = unix_now();
-        let max = self.max_per_channel.load(Ordering::Relaxed);
+        let rules = self.rules.load();
+        let rule = rules.for_channel(channel);
+        let max = rule
+            .and_then(|r| r.max_messages)
+            .unwrap_or_else(|| self.max_per_channel.load(Ordering::Relaxed));
+        let journaled = rule.and_then(|r| r.persist).unwrap_or(true);
         let mut guard = self.lock();
         let state = &mut *guard;
         let id = state.next_id;
@@ -436,7 +471,7 @@ impl Hub {
             }
         }
 
-        if let Some(journal) = self.journal.get() {
+        if let Some(journal) = self.journal.get().filter(|_| journaled) {
             journal(message.clone());
         }
         let wakers = match &chan.feed {
@@ -760,10 +795,17 @@ impl Hub {
     /// Drop messages older than MaxMessageAge, and channels left idle.
     pub fn trim_by_age(&self) {
         let max_age = self.max_age.load(Ordering::Relaxed);
-        let oldest = unix_now().saturating_sub(max_age);
+        let now = unix_now();
+        let rules = self.rules.load();
         let mut state = self.lock();
-        let mut emptied = Vec::new();
+        let mut changed = Vec::new();
         for (name, channel) in state.channels.iter_mut() {
+            let age = rules
+                .for_channel(name)
+                .and_then(|r| r.max_age)
+                .unwrap_or(max_age);
+            let oldest = now.saturating_sub(age);
+            let before = channel.messages.len();
             while channel
                 .messages
                 .front()
@@ -771,11 +813,12 @@ impl Hub {
             {
                 channel.messages.pop_front();
             }
-            if channel.is_idle() {
-                emptied.push(name.clone());
+            if channel.messages.len() != before {
+                changed.push(name.clone());
             }
         }
-        for name in emptied {
+        for name in changed {
+            state.mark_dirty(&name);
             state.expire_if_idle(&name);
         }
     }

@@ -197,6 +197,11 @@ impl Worker {
         let mut new: Vec<&Message> = Vec::new();
         let mut trims = Vec::with_capacity(caches.len());
         for cache in &caches {
+            if !cache.persist {
+                // Its rule keeps it off the disk: remove what is there.
+                trims.push((cache.name.clone(), None));
+                continue;
+            }
             let head = if self.full_sync {
                 None
             } else {
@@ -214,7 +219,7 @@ impl Worker {
         match self.store.write(&new, &trims, next_id) {
             Ok(()) => {
                 for cache in &caches {
-                    match cache.messages.last() {
+                    match cache.messages.last().filter(|_| cache.persist) {
                         Some(last) => {
                             self.written.insert(cache.name.clone(), last.id);
                         }

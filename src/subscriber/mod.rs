@@ -7,6 +7,7 @@
 //! - everything else (other methods, `/healthz` and the newer endpoints):
 //!   hyper + axum ([`http`]).
 
+pub mod access;
 pub mod body;
 pub mod framing;
 pub mod http;

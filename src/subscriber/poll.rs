@@ -10,13 +10,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Query, State};
-use axum::http::{header, StatusCode, Uri};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use super::access::check;
 use super::body::OutboxBody;
 use super::http::{bad_request, subscriber_info, PeerAddr};
-use super::sse::{channels_from_path, resume_after};
+use super::sse::{channels_from_path, refused, resume_after};
 use crate::hub::Subscription;
 use crate::server::Shared;
 
@@ -27,18 +28,24 @@ const MAX_TIMEOUT: u64 = 300;
 pub struct PollQuery {
     after: Option<u64>,
     timeout: Option<u64>,
+    token: Option<String>,
 }
 
 pub async fn handler(
     State(shared): State<Arc<Shared>>,
     PeerAddr(peer): PeerAddr,
     Query(query): Query<PollQuery>,
+    headers: HeaderMap,
     uri: Uri,
 ) -> Response {
     let resume = query.after.map(|id| resume_after(id, &shared.hub));
     let channels = channels_from_path(uri.path(), "/poll/", resume);
     if channels.is_empty() {
         return bad_request("no valid channel in the request path");
+    }
+    let token = query.token.clone().or_else(|| crate::api::bearer(&headers));
+    if let Err(refusal) = check(&shared, channels.iter().map(|(n, _)| n), "poll", token).await {
+        return refused(refusal);
     }
     // timeout=0: answer at once with what there is.
     let timeout = query.timeout.unwrap_or(25).min(MAX_TIMEOUT);

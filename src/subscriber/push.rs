@@ -131,15 +131,18 @@ pub async fn subscribe(
         .collect();
 
     if channels.is_empty() {
-        let mut out = Vec::new();
-        render_header(&mode, "404 Not Found", &[], &mut out);
-        out.extend_from_slice(&mode.shutdown);
-        hub.stats.incr(Stat::ErrorsServed);
-        if stream.write_all(&out).await.is_ok() {
-            hub.stats.add(Stat::TotalOutboundBytes, out.len() as u64);
-        }
-        let _ = stream.shutdown().await;
-        return;
+        return refuse(stream, &shared, &mode, "404 Not Found").await;
+    }
+    let token = super::access::query_token(target.query);
+    if let Err(refusal) =
+        super::access::check(&shared, channels.iter().map(|(n, _)| n), "legacy", token).await
+    {
+        info!(
+            event = "refused",
+            host_id = target.host_id,
+            reason = refusal.message()
+        );
+        return refuse(stream, &shared, &mode, "403 Forbidden").await;
     }
 
     let host_id = Bytes::copy_from_slice(target.host_id.as_bytes());
@@ -193,6 +196,22 @@ pub async fn subscribe(
         messages = subscriber.delivered(),
         reason,
     );
+}
+
+/// Answer a subscription request with an error status rendered through
+/// the mode's own header template, then its shutdown message.
+async fn refuse(mut stream: TcpStream, shared: &Shared, mode: &Mode, status: &str) {
+    let mut out = Vec::new();
+    render_header(mode, status, &[], &mut out);
+    out.extend_from_slice(&mode.shutdown);
+    shared.hub.stats.incr(Stat::ErrorsServed);
+    if stream.write_all(&out).await.is_ok() {
+        shared
+            .hub
+            .stats
+            .add(Stat::TotalOutboundBytes, out.len() as u64);
+    }
+    let _ = stream.shutdown().await;
 }
 
 /// `GET /disconnect/<hostid>`: end that host's streaming subscription and

@@ -121,6 +121,8 @@ pub struct PushTarget<'a> {
     pub host_id: &'a str,
     pub mode: &'a str,
     pub channels: &'a str,
+    /// What follows `?` in the target, if anything.
+    pub query: Option<&'a str>,
 }
 
 fn is_word(b: u8) -> bool {
@@ -153,6 +155,7 @@ pub fn parse_push_target<'a>(target: &'a str, prefix: &str) -> Option<PushTarget
         host_id,
         mode,
         channels,
+        query: target.split_once('?').map(|(_, q)| q),
     })
 }
 
@@ -196,7 +199,8 @@ mod tests {
             Some(PushTarget {
                 host_id: "abc",
                 mode: "longpoll",
-                channels: "demo.r5/other"
+                channels: "demo.r5/other",
+                query: Some("x=1"),
             })
         );
         assert_eq!(

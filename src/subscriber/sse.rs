@@ -12,6 +12,7 @@ use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use super::access::{check, Refusal};
 use super::body::OutboxBody;
 use super::http::{bad_request, subscriber_info, PeerAddr};
 use super::push::parse_channel_spec;
@@ -21,6 +22,7 @@ use crate::server::Shared;
 #[derive(Deserialize)]
 pub struct SseQuery {
     hostid: Option<String>,
+    token: Option<String>,
     #[serde(rename = "lastEventId")]
     last_event_id: Option<u64>,
 }
@@ -50,6 +52,15 @@ pub fn resume_after(id: u64, hub: &crate::hub::Hub) -> Start {
     }
 }
 
+/// The HTTP answer to a refused subscription.
+pub fn refused(refusal: Refusal) -> Response {
+    let status = match refusal {
+        Refusal::Transport(_) => StatusCode::FORBIDDEN,
+        Refusal::Token(_) => StatusCode::UNAUTHORIZED,
+    };
+    super::http::error(status, refusal.message())
+}
+
 /// A host id is letters and digits, as in `/push`.
 pub fn valid_host_id(host_id: &str) -> bool {
     !host_id.is_empty() && host_id.len() <= 64 && host_id.bytes().all(|b| b.is_ascii_alphanumeric())
@@ -77,6 +88,10 @@ pub async fn handler(
         if !valid_host_id(host_id) {
             return bad_request("hostid must be 1 to 64 letters and digits");
         }
+    }
+    let token = query.token.clone().or_else(|| crate::api::bearer(&headers));
+    if let Err(refusal) = check(&shared, channels.iter().map(|(n, _)| n), "sse", token).await {
+        return refused(refusal);
     }
     let hub = &shared.hub;
     let subscriber = hub.new_subscriber(

@@ -36,6 +36,8 @@ const MAX_CHANNELS: usize = 256;
 #[derive(Deserialize)]
 pub struct WsQuery {
     hostid: Option<String>,
+    /// An API token, for channels that refuse anonymous subscribers.
+    token: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -47,6 +49,8 @@ enum Command {
         last: Option<usize>,
         #[serde(default)]
         history: bool,
+        /// An API token, if the connection did not bring one.
+        token: Option<String>,
     },
     Unsubscribe {
         channel: String,
@@ -91,15 +95,16 @@ pub async fn handler(
     }
     upgrade
         .max_message_size(MAX_CLIENT_FRAME)
-        .on_upgrade(move |socket| session(socket, shared, query.hostid, peer))
+        .on_upgrade(move |socket| session(socket, shared, query, peer))
 }
 
 async fn session(
     mut socket: WebSocket,
     shared: Arc<Shared>,
-    host_id: Option<String>,
+    query: WsQuery,
     peer: Option<std::net::SocketAddr>,
 ) {
+    let host_id = query.hostid.clone();
     let hub = shared.hub.clone();
     let subscriber = hub.new_subscriber(
         subscriber_info(host_id.as_deref(), "websocket", "websocket", peer),
@@ -133,7 +138,7 @@ async fn session(
             received = socket.recv() => match received {
                 Some(Ok(Frame::Text(text))) => {
                     hub.stats.add(Stat::TotalInboundBytes, text.len() as u64);
-                    command(text.as_str(), &subscriber, &hub);
+                    command(text.as_str(), &subscriber, &shared, query.token.as_deref()).await;
                 }
                 Some(Ok(Frame::Binary(_))) => {
                     subscriber.push_raw(&Reply::Error { error: "binary frames are not understood; send JSON text" }.line());
@@ -158,7 +163,13 @@ async fn send_lines(socket: &mut WebSocket, bytes: &[u8], hub: &Hub) -> Result<(
     Ok(())
 }
 
-fn command(text: &str, subscriber: &Arc<Subscriber>, hub: &Hub) {
+async fn command(
+    text: &str,
+    subscriber: &Arc<Subscriber>,
+    shared: &Arc<Shared>,
+    connection_token: Option<&str>,
+) {
+    let hub = &shared.hub;
     let reply = |r: Reply<'_>| {
         subscriber.push_raw(&r.line());
     };
@@ -176,6 +187,7 @@ fn command(text: &str, subscriber: &Arc<Subscriber>, hub: &Hub) {
             after,
             last,
             history,
+            token,
         } => {
             if !valid_channel(&channel) {
                 return reply(Reply::Error {
@@ -195,6 +207,12 @@ fn command(text: &str, subscriber: &Arc<Subscriber>, hub: &Hub) {
                 (None, None, false) => Start::Live,
             };
             let name = Bytes::from(channel);
+            let token = token.or(connection_token.map(str::to_string));
+            if let Err(refusal) = super::access::check(shared, [&name], "websocket", token).await {
+                return reply(Reply::Error {
+                    error: refusal.message(),
+                });
+            }
             let attached = hub.attach_channel(subscriber, &name, start, |snapshot, out| {
                 let channel = String::from_utf8_lossy(&snapshot.name);
                 out.extend_from_slice(
