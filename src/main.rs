@@ -53,7 +53,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         let server = Server::bind(config, args).await?;
-        tokio::spawn(handle_signals(server.shared()));
+        tokio::spawn(handle_signals(server.shared())?);
         server.run().await
     });
     match result {

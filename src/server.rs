@@ -13,7 +13,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use crate::config::{Config, LegacyArgs};
-use crate::hub::{Hub, Message};
+use crate::hub::{Hub, IdReserve, Message};
 use crate::store::accounts::Accounts;
 use crate::store::persist::Persister;
 use crate::store::{IdCeiling, Persistence, Store};
@@ -234,8 +234,18 @@ impl Server {
                 shared.tasks.len()
             );
         }
-        if let Some(persister) = shared.persister.clone() {
-            let _ = tokio::task::spawn_blocking(move || persister.shutdown()).await;
+        match shared.persister.clone() {
+            Some(persister) => {
+                let _ = tokio::task::spawn_blocking(move || persister.shutdown()).await;
+            }
+            // A clean stop: the next start continues ids without a gap.
+            None if shared.accounts.is_some() => {
+                let ceiling = IdCeiling::new(&shared.config.load().data_directory);
+                if let Err(e) = ceiling.reserve(shared.hub.next_message_id()) {
+                    warn!("cannot record the next message id: {e}");
+                }
+            }
+            None => {}
         }
         info!("shutdown complete");
         Ok(())
@@ -266,6 +276,11 @@ fn open_store(config: &Config, hub: &Arc<Hub>) -> (Option<Arc<Persister>>, Optio
         }
     };
     if config.persistence == Persistence::Off {
+        // No channel data on disk, but ids still continue where they were,
+        // so that clients resuming after a restart never see one reused.
+        let ceiling = Arc::new(IdCeiling::new(dir));
+        hub.restore(std::iter::empty(), ceiling.read());
+        hub.reserve_ids(ceiling);
         return (None, accounts);
     }
     let started = Instant::now();
@@ -370,41 +385,54 @@ pub async fn accept_loop<F, Fut>(
 
 /// React to Unix signals: HUP reloads, USR1 empties the channel caches,
 /// USR2 drops the document cache, TERM and INT shut down.
+///
+/// The handlers are installed before this returns (so a signal that comes
+/// right after start-up is not lost to the default action); the returned
+/// future then serves them.
 #[cfg(unix)]
-pub async fn handle_signals(shared: Arc<Shared>) -> std::io::Result<()> {
+pub fn handle_signals(
+    shared: Arc<Shared>,
+) -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hup = signal(SignalKind::hangup())?;
     let mut usr1 = signal(SignalKind::user_defined1())?;
     let mut usr2 = signal(SignalKind::user_defined2())?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    loop {
-        tokio::select! {
-            _ = hup.recv() => {
-                info!("SIGHUP: reloading the configuration and dropping the document cache");
-                if let Err(e) = shared.reload() {
-                    error!("reload failed, keeping the running configuration: {e:#}");
+    Ok(async move {
+        loop {
+            tokio::select! {
+                _ = hup.recv() => {
+                    info!("SIGHUP: reloading the configuration and dropping the document cache");
+                    if let Err(e) = shared.reload() {
+                        error!("reload failed, keeping the running configuration: {e:#}");
+                    }
                 }
+                _ = usr1.recv() => {
+                    info!("SIGUSR1: emptying all channel caches");
+                    shared.hub.clear_caches();
+                }
+                _ = usr2.recv() => {
+                    info!("SIGUSR2: dropping the document cache");
+                    shared.documents.clear();
+                }
+                _ = term.recv() => { info!("SIGTERM"); shared.shutdown.cancel(); return; }
+                _ = int.recv() => { info!("SIGINT"); shared.shutdown.cancel(); return; }
             }
-            _ = usr1.recv() => {
-                info!("SIGUSR1: emptying all channel caches");
-                shared.hub.clear_caches();
-            }
-            _ = usr2.recv() => {
-                info!("SIGUSR2: dropping the document cache");
-                shared.documents.clear();
-            }
-            _ = term.recv() => { info!("SIGTERM"); shared.shutdown.cancel(); return Ok(()); }
-            _ = int.recv() => { info!("SIGINT"); shared.shutdown.cancel(); return Ok(()); }
         }
-    }
+    })
 }
 
-/// On other platforms Ctrl-C shuts down.
-#[cfg(not(unix))]
-pub async fn handle_signals(shared: Arc<Shared>) -> std::io::Result<()> {
-    tokio::signal::ctrl_c().await?;
-    info!("Ctrl-C");
-    shared.shutdown.cancel();
-    Ok(())
+/// On Windows, Ctrl-C (and a service stop, which arrives the same way)
+/// shuts down.
+#[cfg(windows)]
+pub fn handle_signals(
+    shared: Arc<Shared>,
+) -> std::io::Result<impl std::future::Future<Output = ()>> {
+    let mut ctrl_c = tokio::signal::windows::ctrl_c()?;
+    Ok(async move {
+        ctrl_c.recv().await;
+        info!("Ctrl-C");
+        shared.shutdown.cancel();
+    })
 }

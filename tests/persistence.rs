@@ -372,3 +372,36 @@ fn a_full_disk_keeps_publishing_in_memory_and_persistence_resumes() {
     });
     stop(restarted);
 }
+
+#[test]
+fn ids_continue_across_restarts_even_with_persistence_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let publish = |control: SocketAddr| {
+        rt.block_on(async move {
+            let mut c = Control::connect(control).await;
+            let reply = c.command("ADDMESSAGE off x").await;
+            reply
+                .trim()
+                .strip_prefix("OK\t")
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        })
+    };
+    let first = start(dir.path(), "off", &[]);
+    assert_eq!(publish(first.control), 0);
+    assert_eq!(publish(first.control), 1);
+    stop(first);
+    // Nothing cached survives, but the ids go on from where they were.
+    let second = start(dir.path(), "off", &[]);
+    rt.block_on(async {
+        assert!(cached_ids(second.subscriber, "off").await.is_empty());
+    });
+    assert_eq!(publish(second.control), 2);
+    kill9(second);
+    // After a crash they jump forward rather than repeat.
+    let third = start(dir.path(), "off", &[]);
+    assert!(publish(third.control) > 2);
+    stop(third);
+}

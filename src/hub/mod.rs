@@ -378,12 +378,18 @@ impl Hub {
     /// Persist from now on: reserve ids through `reserver`, send every
     /// message to `journal` (durable mode), and track changed channels.
     pub fn persist(&self, reserver: Arc<dyn IdReserve>, journal: Option<Journal>) {
-        let mut state = self.lock();
-        let _ = self.reserver.set(reserver);
         if let Some(journal) = journal {
             let _ = self.journal.set(journal);
         }
-        state.track_dirty = true;
+        self.lock().track_dirty = true;
+        self.reserve_ids(reserver);
+    }
+
+    /// Reserve ids through `reserver` from now on, so that they never
+    /// repeat across restarts (even with no channel data on disk).
+    pub fn reserve_ids(&self, reserver: Arc<dyn IdReserve>) {
+        let mut state = self.lock();
+        let _ = self.reserver.set(reserver);
         let next = state.next_id;
         self.extend_ceiling(&mut state, next);
     }
