@@ -46,11 +46,9 @@ impl ChannelRule {
 
     /// Check a rule before it is stored.
     pub fn validate(&self) -> Result<(), String> {
-        if self.pattern.is_empty() || self.pattern.len() > 256 {
-            return Err("a pattern is 1 to 256 characters".into());
-        }
-        if self.pattern.bytes().any(crate::control::is_space) {
-            return Err("a pattern has no spaces".into());
+        // A pattern is spelled like a channel name (with `*`s).
+        if !crate::hub::valid_channel_name(&self.pattern) {
+            return Err(format!("pattern: {}", crate::hub::CHANNEL_NAME_RULE));
         }
         if let Some(transports) = &self.transports {
             if let Some(bad) = transports

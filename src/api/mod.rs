@@ -101,11 +101,6 @@ pub async fn valid_token(shared: &Arc<Shared>, token: String) -> Result<bool, Re
         })
 }
 
-/// Channel names through the API: what ADDMESSAGE could publish.
-fn valid_channel(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 256 && !name.bytes().any(crate::control::is_space)
-}
-
 async fn publish(
     _: ApiToken,
     State(shared): State<Arc<Shared>>,
@@ -113,11 +108,8 @@ async fn publish(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !valid_channel(&name) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "a channel name is 1 to 256 bytes without spaces",
-        );
+    if !crate::hub::valid_channel_name(&name) {
+        return error(StatusCode::BAD_REQUEST, crate::hub::CHANNEL_NAME_RULE);
     }
     let is_json = headers
         .get(header::CONTENT_TYPE)

@@ -36,6 +36,20 @@ pub use message::{unix_now, Farewell, Framing, Message};
 pub use stats::{Stat, Stats};
 pub use subscriber::{Delivery, Next, Subscriber, SubscriberInfo};
 
+/// Longest channel name accepted from the HTTP API, WebSocket and rules.
+pub const MAX_CHANNEL_NAME: usize = 256;
+
+/// What a channel name given over HTTP or WebSocket must look like: what
+/// `ADDMESSAGE` could publish (1 to 256 bytes, no whitespace).
+pub fn valid_channel_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_CHANNEL_NAME
+        && !name.bytes().any(crate::control::is_space)
+}
+
+/// Explains [`valid_channel_name`] to whoever sent a bad one.
+pub const CHANNEL_NAME_RULE: &str = "a channel name is 1 to 256 bytes without spaces";
+
 /// Where a subscription starts in a channel's cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Start {

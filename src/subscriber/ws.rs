@@ -189,9 +189,9 @@ async fn command(
             history,
             token,
         } => {
-            if !valid_channel(&channel) {
+            if !crate::hub::valid_channel_name(&channel) {
                 return reply(Reply::Error {
-                    error: "a channel name is 1 to 256 bytes without spaces",
+                    error: crate::hub::CHANNEL_NAME_RULE,
                 });
             }
             if hub.subscriber_channels(subscriber.id) >= MAX_CHANNELS {
@@ -239,8 +239,4 @@ async fn command(
             }
         }
     }
-}
-
-fn valid_channel(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 256 && !name.bytes().any(crate::control::is_space)
 }
