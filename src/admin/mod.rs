@@ -1,29 +1,291 @@
 //! The admin web UI, on its own listener (127.0.0.1:4672 by default).
+//!
+//! Server-rendered pages (askama templates in `ui/templates`) with a little
+//! hand-written JavaScript and CSS (`ui/static`, built into the binary).
+//!
+//! | route | does |
+//! |---|---|
+//! | `GET /setup`, `POST /setup` | first run: set the admin password (then logged in) |
+//! | `GET /login`, `POST /login` | sign in (5 failures per client per minute, then 429) |
+//! | `POST /logout` | end the session |
+//! | `GET /` | dashboard; `GET /live` streams a stats sample every second (SSE) |
+//! | `GET /channels` | channels, with search (`?q=`); `?open=<name>` goes to one |
+//! | `GET /channels/{name}` | cached messages, subscribers, publish form |
+//! | `POST /channels/{name}/publish`, `/clear`, `/kick` | publish, empty the cache, drop a subscriber |
+//! | `GET /channel-settings`, `POST /channel-settings`, `POST /channel-settings/delete` | channel rules |
+//! | `GET /settings`, `POST /settings`, `POST /settings/reset` | global settings |
+//! | `GET /tokens`, `POST /tokens`, `POST /tokens/{id}/revoke`, `POST /password` | API tokens, password |
+//! | `GET /static/{file}` | CSS, JavaScript, icon |
+//!
+//! Security: see [`auth`]. Every page but the login, first-run and static
+//! ones needs a session; every form POST carries the session's CSRF token
+//! and must come from this origin.
+
+mod auth;
+mod channels;
+mod config_pages;
+mod dashboard;
+pub mod legacy;
+mod live;
+mod view;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use axum::routing::get;
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use axum::Router;
+use rust_embed::RustEmbed;
 use tokio::net::TcpListener;
 
 use crate::server::Shared;
 
-/// The admin routes.
+/// The admin UI's static files.
+#[derive(RustEmbed)]
+#[folder = "ui/static/"]
+struct UiStatic;
+
+/// Choices about how the admin UI runs.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Mark cookies `Secure` (when the UI is reached over https, e.g.
+    /// behind a TLS-terminating proxy).
+    pub secure_cookies: bool,
+}
+
+/// The admin UI's state: the server's, plus its own.
+pub(crate) struct Admin {
+    shared: Arc<Shared>,
+    options: Options,
+    limiter: auth::Limiter,
+    live: live::Live,
+    /// Set once an admin password exists (it is never removed).
+    has_users: AtomicBool,
+    /// Where this UI listens, when known.
+    local_addr: Option<SocketAddr>,
+}
+
+impl Admin {
+    fn new(shared: Arc<Shared>, options: Options, local_addr: Option<SocketAddr>) -> Admin {
+        Admin {
+            shared,
+            options,
+            limiter: auth::Limiter::default(),
+            live: live::Live::new(),
+            has_users: AtomicBool::new(false),
+            local_addr,
+        }
+    }
+
+    /// Has an admin password been set? (Cached once true.)
+    async fn has_users(&self) -> Result<bool, Response> {
+        if self.has_users.load(Ordering::Acquire) {
+            return Ok(true);
+        }
+        let accounts = self.accounts()?;
+        let has = blocking(move || accounts.has_users()).await?;
+        if has {
+            self.has_users.store(true, Ordering::Release);
+        }
+        Ok(has)
+    }
+
+    // A ready error page, as axum handlers return.
+    #[allow(clippy::result_large_err)]
+    fn accounts(&self) -> Result<Arc<crate::store::accounts::Accounts>, Response> {
+        self.shared.accounts.clone().ok_or_else(|| {
+            view::message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Database unavailable",
+                "The admin UI keeps its password and sessions in the server's database, \
+                 which could not be opened. The log says why.",
+            )
+        })
+    }
+}
+
+/// Run database work off the async threads; a database error becomes a
+/// 503 page (and a log line).
+async fn blocking<T, E>(work: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, Response>
+where
+    T: Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    match tokio::task::spawn_blocking(work).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => {
+            tracing::error!("admin UI: database error: {e}");
+            Err(view::message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Database error",
+                "The server's database could not be read or written. The log says why.",
+            ))
+        }
+        Err(_) => Err(view::message(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal error",
+            "The request could not be completed.",
+        )),
+    }
+}
+
+/// The admin routes, with default options.
 pub fn router(shared: Arc<Shared>) -> Router {
+    router_with(shared, Options::default())
+}
+
+/// The admin routes.
+pub fn router_with(shared: Arc<Shared>, options: Options) -> Router {
+    app(Arc::new(Admin::new(shared, options, None)))
+}
+
+fn app(admin: Arc<Admin>) -> Router {
+    // A published message may be MAX_LINE bytes; form encoding can triple it.
+    let body_limit = 3 * crate::control::MAX_LINE + 64 * 1024;
     Router::new()
-        .route("/", get(|| async { "meteord admin" }))
-        .with_state(shared)
+        .route("/", get(dashboard::page))
+        .route("/live", get(live::stream))
+        .route("/setup", get(auth::setup_page).post(auth::setup))
+        .route("/login", get(auth::login_page).post(auth::login))
+        .route("/logout", post(auth::logout))
+        .route("/channels", get(channels::list))
+        .route("/channels/{name}", get(channels::detail))
+        .route("/channels/{name}/publish", post(channels::publish))
+        .route("/channels/{name}/clear", post(channels::clear))
+        .route("/channels/{name}/kick", post(channels::kick))
+        .route(
+            "/channel-settings",
+            get(config_pages::rules_page).post(config_pages::save_rule),
+        )
+        .route("/channel-settings/delete", post(config_pages::delete_rule))
+        .route(
+            "/settings",
+            get(config_pages::settings_page).post(config_pages::save_setting),
+        )
+        .route("/settings/reset", post(config_pages::reset_setting))
+        .route(
+            "/tokens",
+            get(config_pages::tokens_page).post(config_pages::create_token),
+        )
+        .route("/tokens/{id}/revoke", post(config_pages::revoke_token))
+        .route("/password", post(config_pages::change_password))
+        .route("/static/{*path}", get(static_file))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(admin.clone(), first_run))
+        .layer(middleware::from_fn(security_headers))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(admin)
 }
 
 /// Serve the admin UI until shutdown.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    serve_with(listener, shared, Options::default()).await
+}
+
+/// Serve the admin UI with these options until shutdown.
+pub async fn serve_with(listener: TcpListener, shared: Arc<Shared>, options: Options) {
     let shutdown = shared.shutdown.clone();
-    let app = router(shared).into_make_service_with_connect_info::<SocketAddr>();
+    let admin = Arc::new(Admin::new(shared, options, listener.local_addr().ok()));
+    tokio::spawn(live::sample(admin.clone()));
+    let app = app(admin).into_make_service_with_connect_info::<SocketAddr>();
     if let Err(e) = axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
     {
         tracing::error!("admin UI stopped: {e}");
     }
+}
+
+/// Until an admin password exists, every page leads to the first-run page.
+async fn first_run(State(admin): State<Arc<Admin>>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    if path.starts_with("/static/") || path == "/setup" {
+        return next.run(request).await;
+    }
+    match admin.has_users().await {
+        Ok(true) => next.run(request).await,
+        Ok(false) => view::see_other("/setup"),
+        Err(response) => response,
+    }
+}
+
+/// Headers on every answer: no framing, no sniffing, scripts and styles
+/// only from this origin, pages not cached.
+async fn security_headers(request: Request, next: Next) -> Response {
+    let is_static = request.uri().path().starts_with("/static/");
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
+             frame-ancestors 'none'",
+        ),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    // Not no-referrer: with it, browsers send `Origin: null` on form posts.
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    if !is_static && !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+async fn not_found() -> Response {
+    view::message(
+        StatusCode::NOT_FOUND,
+        "Not found",
+        "There is no such page in the admin UI.",
+    )
+}
+
+/// A file of `ui/static`, revalidated by its hash.
+async fn static_file(Path(path): Path<String>, headers: HeaderMap) -> Response {
+    let Some(file) = UiStatic::get(&path) else {
+        return (StatusCode::NOT_FOUND, "not found").into_response();
+    };
+    let etag = format!(
+        "\"{}\"",
+        file.metadata
+            .sha256_hash()
+            .iter()
+            .take(12)
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    let cache = [
+        (header::ETAG, etag.clone()),
+        (header::CACHE_CONTROL, "no-cache".to_string()),
+    ];
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|v| v.as_bytes() == etag.as_bytes())
+    {
+        return (StatusCode::NOT_MODIFIED, cache).into_response();
+    }
+    let content_type = match path.rsplit_once('.').map(|(_, ext)| ext) {
+        Some("css") => "text/css; charset=utf-8",
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        _ => "application/octet-stream",
+    };
+    (
+        [(header::CONTENT_TYPE, content_type.to_string())],
+        cache,
+        file.data.into_owned(),
+    )
+        .into_response()
 }

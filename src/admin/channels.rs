@@ -1,0 +1,370 @@
+//! Channels: the list, one channel's messages and subscribers, publishing,
+//! clearing a cache and dropping a subscriber.
+
+use std::sync::Arc;
+use std::time::UNIX_EPOCH;
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use bytes::Bytes;
+use serde::Deserialize;
+use tracing::info;
+
+use super::auth::{Action, Viewer};
+use super::legacy::{js_escape, legacy_problems};
+use super::view::{self, Flash, Layout};
+use super::Admin;
+use crate::hub::unix_now;
+
+/// Rows shown at most in the channel list (search to narrow it).
+const MAX_ROWS: usize = 500;
+/// Cached messages shown at most on a channel's page.
+const MAX_MESSAGES: usize = 200;
+/// Message text shown at most, in characters.
+const MAX_SHOWN: usize = 2000;
+
+/// Channel names the UI publishes to: what ADDMESSAGE could.
+fn valid_channel(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 256 && !name.bytes().any(crate::control::is_space)
+}
+
+struct ChannelRow {
+    name: String,
+    messages: usize,
+    subscribers: usize,
+    last_id: Option<u64>,
+    last_time: Option<u64>,
+    /// Cached messages of the last minute.
+    last_minute: usize,
+}
+
+impl ChannelRow {
+    fn path(&self) -> String {
+        view::channel_path(&self.name)
+    }
+}
+
+#[derive(Template)]
+#[template(path = "channels.html")]
+struct ChannelsPage {
+    layout: Layout,
+    query: String,
+    rows: Vec<ChannelRow>,
+    total: usize,
+    matched: usize,
+    open_error: Option<String>,
+}
+
+impl ChannelsPage {
+    fn utc(&self, ts: impl view::UnixTime) -> String {
+        view::utc(ts.unix())
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    q: String,
+    open: Option<String>,
+}
+
+pub async fn list(
+    State(admin): State<Arc<Admin>>,
+    viewer: Viewer,
+    Query(query): Query<ListQuery>,
+) -> Response {
+    let mut open_error = None;
+    if let Some(open) = query.open.as_deref().map(str::trim) {
+        if valid_channel(open) {
+            return view::see_other(&view::channel_path(open));
+        }
+        open_error = Some("A channel name is 1 to 256 bytes, without spaces.".to_string());
+    }
+    let hub = &admin.shared.hub;
+    let all = hub.list_channels();
+    let needle = query.q.trim().to_lowercase();
+    let matching: Vec<_> = all
+        .iter()
+        .filter(|c| {
+            needle.is_empty()
+                || String::from_utf8_lossy(&c.name)
+                    .to_lowercase()
+                    .contains(&needle)
+        })
+        .collect();
+    let minute_ago = unix_now().saturating_sub(60);
+    let rows = matching
+        .iter()
+        .take(MAX_ROWS)
+        .map(|c| {
+            let messages = hub.messages(&c.name);
+            ChannelRow {
+                name: String::from_utf8_lossy(&c.name).into_owned(),
+                messages: c.messages,
+                subscribers: c.subscribers,
+                last_id: c.last_id,
+                last_time: messages.last().map(|m| m.timestamp),
+                last_minute: messages
+                    .iter()
+                    .rev()
+                    .take_while(|m| m.timestamp >= minute_ago)
+                    .count(),
+            }
+        })
+        .collect();
+    let page = ChannelsPage {
+        layout: viewer.layout("Channels", "channels"),
+        query: query.q.clone(),
+        rows,
+        total: all.len(),
+        matched: matching.len(),
+        open_error,
+    };
+    let status = if page.open_error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    viewer.page(status, &page)
+}
+
+struct MessageRow {
+    id: u64,
+    time: u64,
+    text: String,
+    truncated: bool,
+}
+
+struct SubscriberRow {
+    id: u64,
+    host_id: String,
+    mode: String,
+    transport: &'static str,
+    peer: String,
+    since: u64,
+}
+
+#[derive(Template)]
+#[template(path = "channel.html")]
+struct ChannelPage {
+    layout: Layout,
+    name: String,
+    path: String,
+    exists: bool,
+    message_count: usize,
+    shown_messages: usize,
+    last_id: Option<u64>,
+    messages: Vec<MessageRow>,
+    subscribers: Vec<SubscriberRow>,
+    rule: Option<String>,
+    /// The publish form's text after an error, and whether to escape.
+    draft: String,
+    escape: bool,
+    error: Option<String>,
+}
+
+impl ChannelPage {
+    fn utc(&self, ts: impl view::UnixTime) -> String {
+        view::utc(ts.unix())
+    }
+
+    fn rule_link(&self, pattern: &str) -> String {
+        format!("/channel-settings?edit={}#rule-form", view::encode(pattern))
+    }
+}
+
+fn channel_page(admin: &Admin, viewer: &Viewer, name: &str) -> ChannelPage {
+    let hub = &admin.shared.hub;
+    let summary = hub
+        .list_channels()
+        .into_iter()
+        .find(|c| c.name.as_ref() == name.as_bytes());
+    let cached = hub.messages(name.as_bytes());
+    let messages = cached
+        .iter()
+        .rev()
+        .take(MAX_MESSAGES)
+        .map(|m| {
+            let text = String::from_utf8_lossy(&m.text);
+            let truncated = text.chars().count() > MAX_SHOWN;
+            MessageRow {
+                id: m.id,
+                time: m.timestamp,
+                text: if truncated {
+                    text.chars().take(MAX_SHOWN).collect()
+                } else {
+                    text.into_owned()
+                },
+                truncated,
+            }
+        })
+        .collect();
+    let mut subscribers: Vec<SubscriberRow> = hub
+        .channel_subscribers(name.as_bytes())
+        .into_iter()
+        .map(|(id, info)| SubscriberRow {
+            id,
+            host_id: info
+                .host_id
+                .as_ref()
+                .map(|h| String::from_utf8_lossy(h).into_owned())
+                .unwrap_or_default(),
+            mode: info.mode.clone(),
+            transport: info.transport,
+            peer: info.peer.map(|p| p.to_string()).unwrap_or_default(),
+            since: info
+                .since
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        })
+        .collect();
+    subscribers.sort_by_key(|s| s.id);
+    ChannelPage {
+        layout: viewer.layout(format!("Channel {name}"), "channels"),
+        name: name.to_string(),
+        path: view::channel_path(name),
+        exists: summary.is_some(),
+        message_count: cached.len(),
+        shown_messages: cached.len().min(MAX_MESSAGES),
+        last_id: summary.and_then(|s| s.last_id),
+        messages,
+        subscribers,
+        rule: hub.rule_for(name.as_bytes()).map(|r| r.pattern),
+        draft: String::new(),
+        escape: true,
+        error: None,
+    }
+}
+
+pub async fn detail(
+    State(admin): State<Arc<Admin>>,
+    viewer: Viewer,
+    Path(name): Path<String>,
+) -> Response {
+    if !valid_channel(&name) {
+        return view::message(
+            StatusCode::NOT_FOUND,
+            "No such channel",
+            "A channel name is 1 to 256 bytes, without spaces.",
+        );
+    }
+    let page = channel_page(&admin, &viewer, &name);
+    viewer.page(StatusCode::OK, &page)
+}
+
+/// A list in words: "a, b and c".
+fn and_list(items: &[&str]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+pub async fn publish(
+    State(admin): State<Arc<Admin>>,
+    Path(name): Path<String>,
+    Action { viewer, form }: Action,
+) -> Response {
+    if !valid_channel(&name) {
+        return view::message(
+            StatusCode::NOT_FOUND,
+            "No such channel",
+            "A channel name is 1 to 256 bytes, without spaces.",
+        );
+    }
+    let text = form.text("text");
+    let escape = form.checked("escape");
+    let error = if text.is_empty() {
+        Some("Type a message to publish.".to_string())
+    } else if text.len() > crate::control::MAX_LINE {
+        Some(format!(
+            "A message has at most {} bytes.",
+            crate::control::MAX_LINE
+        ))
+    } else {
+        None
+    };
+    if let Some(error) = error {
+        let mut page = channel_page(&admin, &viewer, &name);
+        page.draft = text.to_string();
+        page.escape = escape;
+        page.error = Some(error);
+        return viewer.page(StatusCode::UNPROCESSABLE_ENTITY, &page);
+    }
+    let problems = legacy_problems(text);
+    let sent = if escape {
+        js_escape(text)
+    } else {
+        text.to_string()
+    };
+    let shared = &admin.shared;
+    let id = shared.hub.publish(name.as_bytes(), Bytes::from(sent));
+    if let Some(persister) = &shared.persister {
+        persister.wait_durable(id).await;
+    }
+    info!(user = %viewer.session.user, channel = %name, id, escaped = escape, "admin UI: published a message");
+    let published = format!("Message {id} published to {name}.");
+    let flash = match (problems.is_empty(), escape) {
+        (true, _) => Flash::ok(published),
+        (false, true) => Flash::ok(format!(
+            "{published} It contained {} and was escaped for legacy pages.",
+            and_list(&problems)
+        )),
+        (false, false) => Flash::warn(format!(
+            "{published} Sent unescaped: it contains {}, which breaks legacy <script> pages \
+             (iframe, xhrinteractive and the like). Modern transports are fine.",
+            and_list(&problems)
+        )),
+    };
+    viewer.redirect(&view::channel_path(&name), flash)
+}
+
+pub async fn clear(
+    State(admin): State<Arc<Admin>>,
+    Path(name): Path<String>,
+    Action { viewer, .. }: Action,
+) -> Response {
+    let flash = match admin.shared.hub.clear_channel(name.as_bytes()) {
+        Some(n) => {
+            info!(user = %viewer.session.user, channel = %name, cleared = n, "admin UI: cleared a channel cache");
+            Flash::ok(format!(
+                "Cleared {n} cached message{} from {name}.",
+                if n == 1 { "" } else { "s" }
+            ))
+        }
+        None => Flash::warn(format!("There is no channel {name} (nothing to clear).")),
+    };
+    viewer.redirect(&view::channel_path(&name), flash)
+}
+
+pub async fn kick(
+    State(admin): State<Arc<Admin>>,
+    Path(name): Path<String>,
+    Action { viewer, form }: Action,
+) -> Response {
+    let Ok(id) = form.text("id").parse::<u64>() else {
+        return viewer.redirect(
+            &view::channel_path(&name),
+            Flash::error("No subscriber was named."),
+        );
+    };
+    let flash = if admin.shared.hub.kick_subscriber(id) {
+        info!(user = %viewer.session.user, subscriber = id, "admin UI: disconnected a subscriber");
+        Flash::ok(format!("Subscriber {id} was disconnected."))
+    } else {
+        Flash::warn(format!("Subscriber {id} had already gone."))
+    };
+    viewer.redirect(&view::channel_path(&name), flash)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn lists_in_words() {
+        assert_eq!(super::and_list(&["a"]), "a");
+        assert_eq!(super::and_list(&["a", "b", "c"]), "a, b and c");
+    }
+}

@@ -1,0 +1,124 @@
+//! The dashboard: what the server is doing right now.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+
+use super::auth::Viewer;
+use super::live::{self, Sample};
+use super::view::{self, Layout};
+use super::Admin;
+use crate::store::Persistence;
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct DashboardPage {
+    layout: Layout,
+    version: String,
+    uptime: String,
+    channels: usize,
+    subscribers: usize,
+    transports: Vec<(String, usize)>,
+    messages_per_s: String,
+    delivered_per_s: String,
+    bytes_out_per_s: String,
+    bytes_in_per_s: String,
+    total_messages: u64,
+    /// "off", "snapshot", "durable", or "unavailable".
+    persistence_mode: String,
+    /// Seconds since the epoch of the last successful write.
+    last_write: Option<u64>,
+    last_error: Option<String>,
+    persistence_note: &'static str,
+    /// What, where, and a note.
+    listeners: Vec<(&'static str, String, &'static str)>,
+}
+
+impl DashboardPage {
+    pub fn utc(&self, ts: impl view::UnixTime) -> String {
+        view::utc(ts.unix())
+    }
+}
+
+pub async fn page(State(admin): State<Arc<Admin>>, viewer: Viewer) -> Response {
+    let shared = &admin.shared;
+    let stats = crate::api::stats_json(shared);
+    let by_transport = shared.hub.subscribers_by_transport();
+    let latest = admin
+        .live
+        .latest()
+        .map_or_else(Sample::default, |s| (*s).clone());
+    let config = shared.config.load();
+    let persisted = live::persistence(shared);
+    let (persistence_mode, persistence_note) = match (&persisted, config.persistence) {
+        (Some(p), _) => (p.mode.clone(), ""),
+        (None, Persistence::Off) => (
+            "off".to_string(),
+            "Channel caches live in memory only; a restart empties them.",
+        ),
+        (None, _) => (
+            "unavailable".to_string(),
+            "Persistence is configured but could not start (the database could not be opened or read): \
+             channel caches live in memory only for this run. The log says why.",
+        ),
+    };
+    let addr = |what: &'static str, ip: std::net::IpAddr, port: u16| {
+        if port == 0 {
+            (what, ip.to_string(), "port chosen at start (see the log)")
+        } else {
+            (what, std::net::SocketAddr::new(ip, port).to_string(), "")
+        }
+    };
+    let mut listeners = vec![
+        addr(
+            "Subscribers (HTTP)",
+            config.subscriber_ip,
+            config.subscriber_port,
+        ),
+        addr(
+            "Publishers (control)",
+            config.controller_ip,
+            config.controller_port,
+        ),
+    ];
+    if config.udp_port > 0 {
+        listeners.push(addr("Publishers (UDP)", config.udp_ip, config.udp_port));
+    }
+    listeners.push(match admin.local_addr {
+        Some(bound) => ("Admin UI", bound.to_string(), ""),
+        None => addr("Admin UI", config.admin_ip, config.admin_port),
+    });
+    let page = DashboardPage {
+        layout: viewer.layout("Dashboard", "dashboard"),
+        version: stats["version"].as_str().unwrap_or_default().to_string(),
+        uptime: view::duration(stats["uptime"].as_u64().unwrap_or_default()),
+        channels: stats["channels"].as_u64().unwrap_or_default() as usize,
+        subscribers: by_transport.values().sum(),
+        transports: crate::settings::TRANSPORTS
+            .iter()
+            .map(|t| (t.to_string(), by_transport.get(t).copied().unwrap_or(0)))
+            .chain(
+                by_transport
+                    .iter()
+                    .filter(|(t, _)| !crate::settings::TRANSPORTS.contains(t))
+                    .map(|(t, n)| (t.to_string(), *n)),
+            )
+            .collect(),
+        messages_per_s: view::rate(latest.messages_per_s),
+        delivered_per_s: view::rate(latest.delivered_per_s),
+        bytes_out_per_s: format!("{}/s", view::bytes(latest.bytes_out_per_s)),
+        bytes_in_per_s: format!("{}/s", view::bytes(latest.bytes_in_per_s)),
+        total_messages: stats["counters"]["unique_messages"]
+            .as_u64()
+            .unwrap_or_default(),
+        persistence_mode,
+        last_write: persisted.as_ref().and_then(|p| p.last_write),
+        last_error: persisted.and_then(|p| p.last_error),
+        persistence_note,
+        listeners,
+    };
+    viewer.page(StatusCode::OK, &page)
+}
