@@ -5,7 +5,7 @@
 //! in one go, so a pipelining publisher costs one syscall per read.
 
 mod command;
-mod lines;
+pub mod lines;
 pub mod udp;
 
 use std::sync::Arc;
