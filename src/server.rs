@@ -41,6 +41,58 @@ pub struct Shared {
     /// Admin password, sessions and API tokens (none if the database
     /// could not be opened).
     pub accounts: Option<Arc<Accounts>>,
+    /// Connections per client address on the subscriber port.
+    pub clients: Clients,
+}
+
+/// Counts connections per client address.
+#[derive(Default)]
+pub struct Clients {
+    counts: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, u64>>,
+}
+
+impl Clients {
+    /// Count one more connection from `ip` until the slot is dropped.
+    pub fn enter(&self, ip: std::net::IpAddr) -> ClientSlot<'_> {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let count = counts.entry(ip).or_default();
+        *count += 1;
+        ClientSlot {
+            clients: self,
+            ip,
+            count: *count,
+        }
+    }
+}
+
+/// One connection's place in [`Clients`].
+pub struct ClientSlot<'a> {
+    clients: &'a Clients,
+    ip: std::net::IpAddr,
+    count: u64,
+}
+
+impl ClientSlot<'_> {
+    /// Connections from this address, this one included, when it came.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+}
+
+impl Drop for ClientSlot<'_> {
+    fn drop(&mut self) {
+        let mut counts = self
+            .clients
+            .counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = counts.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
 }
 
 impl Shared {
@@ -160,6 +212,7 @@ impl Server {
             tasks: TaskTracker::new(),
             persister,
             accounts,
+            clients: Clients::default(),
         });
         Ok(Server {
             shared,

@@ -64,6 +64,12 @@ pub const KEYS: &[Key] = &[
         help: "Path of the configuration file; when it does not exist the built-in default configuration is used",
     },
     Key {
+        name: "ControllerAllow",
+        default: "",
+        scope: Scope::Global,
+        help: "Addresses (or networks like 10.0.0.0/8) that may publish over TCP and UDP; empty: this machine only; * for anyone",
+    },
+    Key {
         name: "ControllerIP",
         default: "",
         scope: Scope::Global,
@@ -122,6 +128,12 @@ pub const KEYS: &[Key] = &[
         default: "256",
         scope: Scope::Global,
         help: "Publishers connected at once; more are refused with ERR (0: no limit)",
+    },
+    Key {
+        name: "MaxConnectionsPerIP",
+        default: "0",
+        scope: Scope::Global,
+        help: "Connections one client address may hold on the subscriber port (0: no limit)",
     },
     Key {
         name: "MaxMessageAge",

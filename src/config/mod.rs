@@ -118,8 +118,12 @@ pub struct Config {
     pub admin_ui: bool,
     /// `None`: any origin; otherwise the allowed origins.
     pub allow_origin: Option<Vec<String>>,
+    /// Who may publish: `None` for anyone, else these networks (the default
+    /// is this machine's loopback addresses).
+    pub controller_allow: Option<Vec<ipnet::IpNet>>,
     pub controller_ip: IpAddr,
     pub controller_port: u16,
+    pub max_connections_per_ip: u64,
     pub metrics: MetricsAccess,
     pub persistence: crate::store::Persistence,
     pub data_directory: PathBuf,
@@ -152,6 +156,19 @@ pub struct Config {
 }
 
 impl Config {
+    /// May a client at `ip` publish?
+    pub fn may_publish(&self, ip: IpAddr) -> bool {
+        // An IPv4 client on an IPv6 socket arrives as ::ffff:a.b.c.d.
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match &self.controller_allow {
+            None => true,
+            Some(nets) => nets.iter().any(|n| n.contains(&ip)),
+        }
+    }
+
     /// Load the configuration named by the command line (or the default
     /// location), falling back to the built-in configuration when the
     /// default file does not exist.
@@ -316,7 +333,34 @@ impl Config {
             _ => return Err(resolver.invalid("Metrics", None, "expected off, local or public")),
         };
 
+        let controller_allow = match resolver.string("ControllerAllow", None).trim() {
+            "*" => None,
+            "" => Some(vec![
+                "127.0.0.0/8".parse().expect("valid network"),
+                "::1/128".parse().expect("valid network"),
+            ]),
+            list => Some(
+                list.split_whitespace()
+                    .map(|item| {
+                        item.parse::<ipnet::IpNet>()
+                            .or_else(|_| item.parse::<IpAddr>().map(ipnet::IpNet::from))
+                            .map_err(|_| {
+                                resolver.invalid(
+                                    "ControllerAllow",
+                                    None,
+                                    &format!(
+                                        "'{item}' is not an address or a network like 10.0.0.0/8"
+                                    ),
+                                )
+                            })
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+        };
+
         Ok(Config {
+            controller_allow,
+            max_connections_per_ip: resolver.number("MaxConnectionsPerIP", None)?,
             admin_ip: resolver.ip("AdminIP", Ipv4Addr::LOCALHOST.into())?,
             admin_port: resolver.port("AdminPort")?,
             admin_ui: resolver.flag("AdminUI", None)?,

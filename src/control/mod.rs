@@ -5,9 +5,10 @@
 //! in one go, so a pipelining publisher costs one syscall per read.
 
 mod command;
-mod lines;
+pub mod lines;
 pub mod udp;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, warn};
 
 pub use command::{is_space, Command};
-use command::{ERR_BUSY, ERR_SYNTAX, ERR_TOO_LONG};
+use command::{ERR_BUSY, ERR_NOT_ALLOWED, ERR_SYNTAX, ERR_TOO_LONG};
 use lines::{Framed, LineBuffer};
 
 use crate::hub::{Hub, Stat};
@@ -32,21 +33,35 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(120);
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     accept_loop("control", listener, shared, |stream, peer, shared| {
         debug!(%peer, "controller connected");
-        connection(stream, shared)
+        connection(stream, peer, shared)
     })
     .await
 }
 
-async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {
+async fn connection(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let stats = &shared.hub.stats;
     stats.incr(Stat::TotalRequests);
     stats.incr(Stat::CurrentControllers);
     stats.incr(Stat::ControllerConnectionsAccepted);
     let _ = stream.set_nodelay(true);
-    let max = shared.config.load().max_controller_connections;
-    if max > 0 && stats.get(Stat::CurrentControllers) > max {
+    let (max, allowed) = {
+        let config = shared.config.load();
+        (
+            config.max_controller_connections,
+            config.may_publish(peer.ip()),
+        )
+    };
+    let refusal = if !allowed {
+        warn!(%peer, "publisher refused: not in ControllerAllow");
+        Some(ERR_NOT_ALLOWED)
+    } else if max > 0 && stats.get(Stat::CurrentControllers) > max {
         warn!("more than {max} publishers connected; refusing one");
-        let _ = write(&mut stream, ERR_BUSY, &shared.hub).await;
+        Some(ERR_BUSY)
+    } else {
+        None
+    };
+    if let Some(reply) = refusal {
+        let _ = write(&mut stream, reply, &shared.hub).await;
         let _ = stream.shutdown().await;
         stats.decr(Stat::CurrentControllers);
         return;

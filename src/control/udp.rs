@@ -28,6 +28,10 @@ pub async fn serve(socket: UdpSocket, shared: Arc<Shared>) {
                 continue;
             }
         };
+        if !shared.config.load().may_publish(peer.ip()) {
+            warn!(%peer, "udp datagram refused: not in ControllerAllow");
+            continue;
+        }
         if n > MAX_DATAGRAM {
             warn!(%peer, size = n, "udp datagram over {MAX_DATAGRAM} bytes refused");
             continue;

@@ -45,13 +45,23 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     stats.incr(Stat::CurrentSubscribers);
     stats.incr(Stat::SubscriberConnectionsAccepted);
     let _ = stream.set_nodelay(true);
-    let max = shared.config.load().max_subscriber_connections;
-    if max > 0 && stats.get(Stat::CurrentSubscribers) > max {
+    let (max, per_ip) = {
+        let config = shared.config.load();
+        (
+            config.max_subscriber_connections,
+            config.max_connections_per_ip,
+        )
+    };
+    let slot = shared.clients.enter(peer.ip());
+    if (max > 0 && stats.get(Stat::CurrentSubscribers) > max)
+        || (per_ip > 0 && slot.count() > per_ip)
+    {
         let mut stream = stream;
         respond_raw(&mut stream, UNAVAILABLE, &shared).await;
     } else {
         route(stream, peer, &shared).await;
     }
+    drop(slot);
     shared.hub.stats.decr(Stat::CurrentSubscribers);
 }
 

@@ -40,9 +40,10 @@ pub struct WsQuery {
     token: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// A client's command.
+#[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
-enum Command {
+pub enum Command {
     Subscribe {
         channel: String,
         after: Option<u64>,
@@ -163,6 +164,11 @@ async fn send_lines(socket: &mut WebSocket, bytes: &[u8], hub: &Hub) -> Result<(
     Ok(())
 }
 
+/// Parse one text frame from a client.
+pub fn parse_command(text: &str) -> Result<Command, serde_json::Error> {
+    serde_json::from_str(text)
+}
+
 async fn command(
     text: &str,
     subscriber: &Arc<Subscriber>,
@@ -173,7 +179,7 @@ async fn command(
     let reply = |r: Reply<'_>| {
         subscriber.push_raw(&r.line());
     };
-    let command = match serde_json::from_str::<Command>(text) {
+    let command = match parse_command(text) {
         Ok(command) => command,
         Err(e) => {
             let message = format!("bad command: {e}");
