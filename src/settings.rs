@@ -110,8 +110,13 @@ impl ChannelRules {
     }
 }
 
-/// Keys the admin UI may not set: where the config file is, and help.
-const NOT_SETTABLE: &[&str] = &["ConfigFileLocation", "Help"];
+/// May the admin UI change this key? Global keys only, and not where the
+/// config file is (nor help).
+pub fn settable(key: &str) -> bool {
+    keys::find(key).is_some_and(|k| {
+        k.scope == keys::Scope::Global && !matches!(k.name, "ConfigFileLocation" | "Help")
+    })
+}
 
 /// Changing settings at run time. These touch the database: call them from
 /// a blocking context (`spawn_blocking`).
@@ -160,7 +165,7 @@ impl Shared {
     /// configuration is checked first; a bad value changes nothing.
     pub fn set_global_setting(&self, key: &str, value: &str) -> Result<(), String> {
         let known = keys::find(key).ok_or_else(|| format!("unknown setting '{key}'"))?;
-        if NOT_SETTABLE.contains(&known.name) || known.scope != keys::Scope::Global {
+        if !settable(known.name) {
             return Err(format!("'{key}' cannot be changed here"));
         }
         let mut ui = self

@@ -287,9 +287,6 @@ pub async fn delete_rule(
 
 // ---- global settings ----------------------------------------------------
 
-/// Settings that the admin UI may not change.
-const NOT_SETTABLE: &[&str] = &["ConfigFileLocation", "Help"];
-
 /// Settings that take effect only when the server starts.
 fn needs_restart(key: &str) -> bool {
     key.ends_with("IP")
@@ -300,9 +297,7 @@ fn needs_restart(key: &str) -> bool {
         )
 }
 
-fn settable(key: &str) -> bool {
-    keys::find(key).is_some_and(|k| k.scope == Scope::Global && !NOT_SETTABLE.contains(&k.name))
-}
+use crate::settings::settable;
 
 struct SettingRow {
     key: &'static str,
