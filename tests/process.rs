@@ -258,3 +258,56 @@ fn default_config_location_falls_back_to_the_builtin_configuration() {
         );
     }
 }
+
+#[test]
+fn sighup_reloads_under_load_lose_nothing() {
+    let file =
+        write_config("PingInterval 0\n[xhrinteractive]\nPersist 1\nMessageTemplate <~id~>\n");
+    let process = Process::start(&["-ConfigFileLocation", file.path().to_str().unwrap()]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (mut sub, publishing) = rt.block_on(async {
+        let mut sub = Stream::open(process.subscriber, "/push/s/xhrinteractive/load").await;
+        sub.until(b"\r\n\r\n").await;
+        let mut c = Control::connect(process.control).await;
+        loop {
+            if c.command("COUNTSUBSCRIBERS load").await == "OK 1\r\n" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Publish 2,000 messages in pipelined batches while reloads happen.
+        let publishing = tokio::spawn(async move {
+            let mut next = 0;
+            for _ in 0..100 {
+                let batch: String = (0..20).map(|_| "ADDMESSAGE load x\r\n").collect();
+                c.send(batch.as_bytes()).await;
+                for _ in 0..20 {
+                    assert_eq!(
+                        c.read_until(b"\r\n").await,
+                        format!("OK\t{next}\r\n").as_bytes()
+                    );
+                    next += 1;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+        (sub, publishing)
+    });
+    for _ in 0..10 {
+        process.signal(libc::SIGHUP);
+        std::thread::sleep(Duration::from_millis(40));
+    }
+    rt.block_on(async {
+        publishing.await.unwrap();
+        sub.until(b"<1999>").await;
+        let text = sub.text();
+        let body = text.split_once("\r\n\r\n").unwrap().1;
+        let ids: Vec<u64> = body
+            .split('<')
+            .filter_map(|p| p.split_once('>'))
+            .filter_map(|(id, _)| id.parse().ok())
+            .collect();
+        assert_eq!(ids, (0..2000).collect::<Vec<_>>());
+    });
+    process.wait_log("SIGHUP");
+}
