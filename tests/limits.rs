@@ -1,5 +1,6 @@
 //! Abuse limits: who may publish, connections per client address,
 //! trickling requests that never finish.
+#![cfg(unix)]
 
 mod common;
 
@@ -109,13 +110,29 @@ async fn connections_per_client_address_are_capped() {
     server.stop().await;
 }
 
+/// Each slow client costs this process two descriptors (client and server).
+fn raise_fd_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain libc calls on a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
 /// Many clients that trickle a request line and never finish it do not
 /// delay a normal subscriber.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trickling_clients_do_not_delay_subscribers() {
+    raise_fd_limit();
     let server = TestServer::start(&[("PingInterval", "0")]).await;
     let mut slow = Vec::new();
-    for _ in 0..500 {
+    for _ in 0..2000 {
         let mut s = TcpStream::connect(server.subscriber).await.unwrap();
         s.write_all(b"GET /push/slow").await.unwrap();
         slow.push(s);
