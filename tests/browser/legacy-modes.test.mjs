@@ -6,10 +6,10 @@ import assert from 'node:assert/strict';
 import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 
 import { LEGACY_TEXTS, legacyGot, publishAndExpect, setupLegacy } from './lib/client.mjs';
-import { REPO, launchBrowser, openPage, startMeteord, startPageServer, waitInPage } from './lib/harness.mjs';
+import { REPO, openPage, startMeteord, waitInPage, browserSuite } from './lib/harness.mjs';
 
 const wire = LEGACY_TEXTS.map(([w]) => w);
 const decoded = LEGACY_TEXTS.map(([, d]) => d);
@@ -26,21 +26,12 @@ const MODES = {
 };
 
 describe('legacy /push modes through frames', { concurrency: 3 }, () => {
-  let chromium;
-  let pages;
-  before(async () => {
-    chromium = await launchBrowser();
-    pages = await startPageServer();
-  });
-  after(async () => {
-    await pages?.close();
-    await chromium?.close();
-  });
+  const ctx = browserSuite();
 
   for (const [mode, opts] of Object.entries(MODES)) {
     test(`${mode}: backlog, then awkward texts decoded as the original client did`, async () => {
       const server = await startMeteord();
-      const { page, problems, close } = await openPage(chromium.browser, pages);
+      const { page, problems, close } = await openPage(ctx.chromium.browser, ctx.pages);
       try {
         await server.publish('demo', 'backlog one');
         await server.publish('demo', 'backlog \\"two\\"');
@@ -74,7 +65,7 @@ describe('legacy /push modes through frames', { concurrency: 3 }, () => {
       for (const file of ['meteor.js', 'stream.html', 'poll.html']) await copyFile(path.join(REPO, 'assets', file), path.join(root, file));
       await writeFile(path.join(root, 'same.html'), '<!DOCTYPE html><html><head><meta charset="utf-8"></head><body></body></html>');
       const server = await startMeteord({ args: ['-SubscriberDocumentRoot', root] });
-      const context = await chromium.browser.createBrowserContext();
+      const context = await ctx.chromium.browser.createBrowserContext();
       const page = await context.newPage();
       try {
         await server.publish('demo', 'backlog');
@@ -103,7 +94,7 @@ describe('legacy /push modes through frames', { concurrency: 3 }, () => {
 
   test('stream: /disconnect/<hostid> ends the stream with eof, status 6 and no reconnect', async () => {
     const server = await startMeteord();
-    const { page, close } = await openPage(chromium.browser, pages);
+    const { page, close } = await openPage(ctx.chromium.browser, ctx.pages);
     try {
       await server.publish('demo', 'first');
       await setupLegacy(page, server, { mode: 'xhrinteractive', backtrack: 1 });
@@ -126,7 +117,7 @@ describe('legacy /push modes through frames', { concurrency: 3 }, () => {
   test('stream: a ping timeout falls back to smartpoll (changemode "poll") and keeps delivering', async () => {
     // pings every 60 s, the page gives up after 700 ms without one
     const server = await startMeteord({ args: ['-PingInterval', '60'] });
-    const { page, close } = await openPage(chromium.browser, pages);
+    const { page, close } = await openPage(ctx.chromium.browser, ctx.pages);
     try {
       await server.publish('demo', 'before');
       await setupLegacy(page, server, {
@@ -150,7 +141,7 @@ describe('legacy /push modes through frames', { concurrency: 3 }, () => {
 
   test('longpoll: joining and leaving channels while connected', async () => {
     const server = await startMeteord();
-    const { page, close } = await openPage(chromium.browser, pages);
+    const { page, close } = await openPage(ctx.chromium.browser, ctx.pages);
     try {
       // a backlog request: a message published before the first poll
       // reaches the server is not lost

@@ -5,7 +5,7 @@
 // transports are cross-origin (CORS) and need no document.domain.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 
 import {
   LEGACY_TEXTS,
@@ -17,28 +17,19 @@ import {
   setupLegacy,
   setupModern,
 } from './lib/client.mjs';
-import { launchBrowser, openPage, startMeteord, startPageServer, waitInPage } from './lib/harness.mjs';
+import { openPage, startMeteord, waitInPage, browserSuite } from './lib/harness.mjs';
 
 const wire = LEGACY_TEXTS.map(([w]) => w);
 const decoded = LEGACY_TEXTS.map(([, d]) => d);
 const TRANSPORTS = ['ws', 'sse', 'poll'];
 
 describe('modern transports', { concurrency: 3 }, () => {
-  let chromium;
-  let pages;
-  before(async () => {
-    chromium = await launchBrowser();
-    pages = await startPageServer();
-  });
-  after(async () => {
-    await pages?.close();
-    await chromium?.close();
-  });
+  const ctx = browserSuite();
 
   // Run `body` with a fresh server and page; always clean up.
   async function withPage(serverOptions, body) {
     const servers = [await startMeteord(serverOptions)];
-    const { page, problems, close } = await openPage(chromium.browser, pages);
+    const { page, problems, close } = await openPage(ctx.chromium.browser, ctx.pages);
     try {
       await body({ server: servers[0], page, problems, servers });
     } finally {

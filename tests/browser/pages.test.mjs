@@ -2,26 +2,17 @@
 // meteor.mjs, and the example page.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 
 import { RAW_TEXTS } from './lib/client.mjs';
-import { SERVER_HOST, launchBrowser, openPage, startMeteord, startPageServer, waitInPage } from './lib/harness.mjs';
+import { SERVER_HOST, openPage, startMeteord, waitInPage, browserSuite } from './lib/harness.mjs';
 
 describe('served pages and module', { concurrency: 2 }, () => {
-  let chromium;
-  let pages;
-  before(async () => {
-    chromium = await launchBrowser();
-    pages = await startPageServer();
-  });
-  after(async () => {
-    await pages?.close();
-    await chromium?.close();
-  });
+  const ctx = browserSuite();
 
   test('meteor.mjs imports as an ES module from another origin and exports the client', async () => {
     const server = await startMeteord();
-    const { page, problems, close } = await openPage(chromium.browser, pages);
+    const { page, problems, close } = await openPage(ctx.chromium.browser, ctx.pages);
     try {
       await server.publish('demo', 'via the module \\"raw\\"');
       // A cross-origin module needs a JavaScript MIME type and CORS headers
@@ -57,7 +48,7 @@ describe('served pages and module', { concurrency: 2 }, () => {
 
   test('examples/index.html shows the backlog and live messages as text', async () => {
     const server = await startMeteord();
-    const context = await chromium.browser.createBrowserContext();
+    const context = await ctx.chromium.browser.createBrowserContext();
     const page = await context.newPage();
     try {
       await server.publish('news', 'earlier <b>not bold</b>');

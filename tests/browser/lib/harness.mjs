@@ -18,6 +18,8 @@ import { fileURLToPath } from 'node:url';
 
 import puppeteer from 'puppeteer-core';
 
+import { after, before } from 'node:test';
+
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const METEORD_BIN = process.env.METEORD_BIN
   ? path.resolve(process.env.METEORD_BIN)
@@ -269,4 +271,22 @@ export async function waitInPage(page, fn, arg, { timeout = 15000, what = 'condi
     } catch { /* page gone */ }
     throw new Error(`timed out waiting for ${what}; page state: ${state}\n${err.message}`);
   }
+}
+
+/**
+ * For a describe block: one Chromium and one page server for its tests,
+ * started before them and closed after. Returns { chromium, pages }
+ * (filled in once `before` has run).
+ */
+export function browserSuite() {
+  const ctx = { chromium: null, pages: null };
+  before(async () => {
+    ctx.chromium = await launchBrowser();
+    ctx.pages = await startPageServer();
+  });
+  after(async () => {
+    await ctx.pages?.close();
+    await ctx.chromium?.close();
+  });
+  return ctx;
 }
