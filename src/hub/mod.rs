@@ -267,7 +267,8 @@ pub trait IdReserve: Send + Sync {
 }
 
 /// Ids reserved at a time: a crash makes the next id jump by at most this.
-pub const ID_BLOCK: u64 = 100_000;
+/// Large, so that a busy publisher reserves (one small fsync) rarely.
+pub const ID_BLOCK: u64 = 1_000_000;
 
 /// A channel's cache as the persistence thread sees it.
 pub struct ChannelCache {
