@@ -3,10 +3,14 @@
 //! # Layout
 //!
 //! A message's trip is short: a publisher's line on the control port
-//! ([`control`]) becomes [`hub::Hub::publish`], which gives it the next id,
-//! caches it in its channel and renders it once per subscriber framing; the
-//! bytes land in each subscriber's outbox and the subscriber's task
-//! ([`subscriber::writer`]) writes them to its socket.
+//! ([`control`]), an API request ([`api`]) or the admin form ([`admin`])
+//! becomes [`hub::Hub::publish`], which gives it the next id, caches it in
+//! its channel and appends it — rendered once per subscriber framing — to
+//! the channel's live feed; each subscriber's task copies the new entries
+//! into one buffer and writes them to its socket ([`subscriber::writer`]
+//! for raw legacy streams, an HTTP body for SSE and long-poll, frames for
+//! WebSocket). The persistence thread ([`store::persist`]) writes changed
+//! channels to SQLite off that path.
 //!
 //! - [`config`]: the legacy config file and command line → one typed [`config::Config`].
 //! - [`template`]: the `~placeholder~` templates of the legacy protocol.
@@ -17,6 +21,7 @@
 //! - [`admin`]: the admin web UI on its own listener.
 //! - [`api`]: the HTTP API (`/api`, `/metrics`) on the subscriber port.
 //! - [`store`]: the SQLite database — persistence of the caches, accounts.
+//! - [`settings`]: channel rules and settings changed at run time.
 //! - [`server`]: binding, accept loops, housekeeping, signals, shutdown.
 
 pub mod admin;
