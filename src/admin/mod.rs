@@ -17,7 +17,7 @@
 //! | `GET /tokens`, `POST /tokens`, `POST /tokens/{id}/revoke`, `POST /password` | API tokens, password |
 //! | `GET /static/{file}` | CSS, JavaScript, icon |
 //!
-//! Security: see [`auth`]. Every page but the login, first-run and static
+//! Security: see `auth.rs`. Every page but the login, first-run and static
 //! ones needs a session; every form POST carries the session's CSRF token
 //! and must come from this origin.
 

@@ -13,7 +13,7 @@
 //! to several channels — sees messages in id order. The work under the lock
 //! does not grow with the number of subscribers: a publish renders the
 //! message once per framing in use and appends it to the feed
-//! ([`feed`]); each subscriber's own task copies it out from there.
+//! (`feed.rs`); each subscriber's own task copies it out from there.
 
 mod feed;
 mod message;
