@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
@@ -14,9 +14,7 @@ use tracing::info;
 use super::request::PushTarget;
 use super::writer::{stream_outbox, End};
 use crate::config::Mode;
-use crate::hub::{
-    unix_now, ChannelSnapshot, Framing, Message, Start, Stat, SubscriberInfo, Subscription,
-};
+use crate::hub::{unix_now, ChannelSnapshot, Framing, Message, Start, Stat, Subscription};
 use crate::server::Shared;
 use crate::template::{push_decimal, Field, Template};
 
@@ -145,15 +143,8 @@ pub async fn subscribe(
         return refuse(stream, &shared, &mode, "403 Forbidden").await;
     }
 
-    let host_id = Bytes::copy_from_slice(target.host_id.as_bytes());
     let subscriber = hub.new_subscriber(
-        SubscriberInfo {
-            host_id: Some(host_id),
-            mode: target.mode.to_string(),
-            transport: "legacy",
-            peer,
-            since: SystemTime::now(),
-        },
+        super::http::subscriber_info(Some(target.host_id), target.mode, "legacy", peer),
         mode.clone(),
         mode.max_messages,
     );
