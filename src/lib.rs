@@ -36,6 +36,7 @@ pub mod settings;
 pub mod store;
 pub mod subscriber;
 pub mod template;
+pub mod tls;
 
 pub use config::Config;
 pub use server::Server;

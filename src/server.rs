@@ -43,6 +43,8 @@ pub struct Shared {
     pub accounts: Option<Arc<Accounts>>,
     /// Connections per client address on the subscriber port.
     pub clients: Clients,
+    /// The certificate, when TLS is on.
+    pub tls: Option<Arc<crate::tls::Tls>>,
 }
 
 /// Counts connections per client address.
@@ -105,6 +107,9 @@ impl Shared {
             .clone();
         let config = Config::load_with(&self.args, &ui)?;
         self.apply(config);
+        if let Some(tls) = &self.tls {
+            tls.reload()?;
+        }
         Ok(())
     }
 
@@ -119,8 +124,11 @@ impl Shared {
             || (config.subscriber_ip, config.subscriber_port)
                 != (old.subscriber_ip, old.subscriber_port)
             || (config.udp_ip, config.udp_port) != (old.udp_ip, old.udp_port)
+            || config.tls != old.tls
+            || config.plain_subscriber_port != old.plain_subscriber_port
+            || config.controller_tls != old.controller_tls
         {
-            warn!("listening addresses change only on restart");
+            warn!("listening addresses and TLS on or off change only on restart");
         }
         self.hub
             .set_limits(config.max_messages_per_channel, config.max_message_age);
@@ -134,6 +142,8 @@ pub struct Server {
     shared: Arc<Shared>,
     control: TcpListener,
     subscriber: TcpListener,
+    /// With TLS on, the optional plain-HTTP subscriber port.
+    plain_subscriber: Option<TcpListener>,
     udp: Option<UdpSocket>,
     admin: Option<TcpListener>,
 }
@@ -141,38 +151,6 @@ pub struct Server {
 impl Server {
     /// Bind every listener the configuration asks for.
     pub async fn bind(config: Config, args: LegacyArgs) -> anyhow::Result<Server> {
-        let control_addr = SocketAddr::new(config.controller_ip, config.controller_port);
-        let subscriber_addr = SocketAddr::new(config.subscriber_ip, config.subscriber_port);
-        let control = TcpListener::bind(control_addr)
-            .await
-            .with_context(|| format!("cannot listen on control address {control_addr}"))?;
-        let subscriber = TcpListener::bind(subscriber_addr)
-            .await
-            .with_context(|| format!("cannot listen on subscriber address {subscriber_addr}"))?;
-        let udp = if config.udp_port > 0 {
-            let addr = SocketAddr::new(config.udp_ip, config.udp_port);
-            Some(
-                UdpSocket::bind(addr)
-                    .await
-                    .with_context(|| format!("cannot listen on UDP address {addr}"))?,
-            )
-        } else {
-            None
-        };
-        // The push service matters more than the admin UI: if its address
-        // is taken (another instance), say so and serve without it.
-        let admin = if config.admin_ui {
-            let addr = SocketAddr::new(config.admin_ip, config.admin_port);
-            match TcpListener::bind(addr).await {
-                Ok(listener) => Some(listener),
-                Err(e) => {
-                    error!("admin UI off: cannot listen on admin address {addr}: {e}");
-                    None
-                }
-            }
-        } else {
-            None
-        };
         let hub = Arc::new(Hub::new(
             config.max_messages_per_channel,
             config.max_message_age,
@@ -200,6 +178,52 @@ impl Server {
                 Err(e) => error!("cannot read channel settings: {e}"),
             }
         }
+        // Settings saved in the admin UI may move the listeners, so they
+        // are bound only now.
+        let tls = crate::tls::Tls::start(&config.tls, &config.data_directory)
+            .context("TLS is on but its certificate cannot be used")?;
+        let control_addr = SocketAddr::new(config.controller_ip, config.controller_port);
+        let subscriber_addr = SocketAddr::new(config.subscriber_ip, config.subscriber_port);
+        let control = TcpListener::bind(control_addr)
+            .await
+            .with_context(|| format!("cannot listen on control address {control_addr}"))?;
+        let subscriber = TcpListener::bind(subscriber_addr)
+            .await
+            .with_context(|| format!("cannot listen on subscriber address {subscriber_addr}"))?;
+        let plain_subscriber =
+            match (&tls, config.plain_subscriber_port) {
+                (Some(_), port) if port > 0 => {
+                    let addr = SocketAddr::new(config.subscriber_ip, port);
+                    Some(TcpListener::bind(addr).await.with_context(|| {
+                        format!("cannot listen on plain subscriber address {addr}")
+                    })?)
+                }
+                _ => None,
+            };
+        let udp = if config.udp_port > 0 {
+            let addr = SocketAddr::new(config.udp_ip, config.udp_port);
+            Some(
+                UdpSocket::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on UDP address {addr}"))?,
+            )
+        } else {
+            None
+        };
+        // The push service matters more than the admin UI: if its address
+        // is taken (another instance), say so and serve without it.
+        let admin = if config.admin_ui {
+            let addr = SocketAddr::new(config.admin_ip, config.admin_port);
+            match TcpListener::bind(addr).await {
+                Ok(listener) => Some(listener),
+                Err(e) => {
+                    error!("admin UI off: cannot listen on admin address {addr}: {e}");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         hub.set_limits(config.max_messages_per_channel, config.max_message_age);
         let shared = Arc::new(Shared {
             hub,
@@ -213,11 +237,13 @@ impl Server {
             persister,
             accounts,
             clients: Clients::default(),
+            tls,
         });
         Ok(Server {
             shared,
             control,
             subscriber,
+            plain_subscriber,
             udp,
             admin,
         })
@@ -233,6 +259,13 @@ impl Server {
 
     pub fn subscriber_addr(&self) -> SocketAddr {
         self.subscriber.local_addr().expect("bound")
+    }
+
+    /// The plain-HTTP subscriber port kept beside a TLS one.
+    pub fn plain_subscriber_addr(&self) -> Option<SocketAddr> {
+        self.plain_subscriber
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     pub fn udp_addr(&self) -> Option<SocketAddr> {
@@ -253,17 +286,49 @@ impl Server {
     pub async fn run(self) -> anyhow::Result<()> {
         let shared = self.shared;
         info!("meteord {} starting", env!("CARGO_PKG_VERSION"));
-        info!("control listening on {}", self.control.local_addr()?);
-        info!("subscriber listening on {}", self.subscriber.local_addr()?);
+        let tls = shared.tls.clone();
+        let scheme = |on: bool| if on { " (TLS)" } else { "" };
+        let controller_tls = shared.config.load().controller_tls;
+        info!(
+            "control listening on {}{}",
+            self.control.local_addr()?,
+            scheme(controller_tls)
+        );
+        info!(
+            "subscriber listening on {}{}",
+            self.subscriber.local_addr()?,
+            scheme(tls.is_some())
+        );
+        if let Some(plain) = &self.plain_subscriber {
+            info!("plain subscriber listening on {}", plain.local_addr()?);
+        }
         if let Some(udp) = &self.udp {
             info!("udp listening on {}", udp.local_addr()?);
         }
         if let Some(admin) = &self.admin {
-            info!("admin listening on {}", admin.local_addr()?);
+            info!(
+                "admin listening on {}{}",
+                admin.local_addr()?,
+                scheme(tls.is_some())
+            );
         }
         let mut loops = tokio::task::JoinSet::new();
-        loops.spawn(crate::control::serve(self.control, shared.clone()));
-        loops.spawn(crate::subscriber::serve(self.subscriber, shared.clone()));
+        loops.spawn(crate::control::serve(
+            self.control,
+            shared.clone(),
+            tls.clone().filter(|_| controller_tls),
+        ));
+        loops.spawn(crate::subscriber::serve(
+            self.subscriber,
+            shared.clone(),
+            tls.clone(),
+        ));
+        if let Some(plain) = self.plain_subscriber {
+            loops.spawn(crate::subscriber::serve(plain, shared.clone(), None));
+        }
+        if let Some(tls) = tls {
+            loops.spawn(crate::tls::watch(tls, shared.shutdown.clone()));
+        }
         if let Some(udp) = self.udp {
             loops.spawn(crate::control::udp::serve(udp, shared.clone()));
         }
@@ -432,6 +497,30 @@ pub async fn accept_loop<F, Fut>(
                 error!("{port} accept failed: {error}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
+        }
+    }
+}
+
+/// Serve HTTP/1.1 on one connection with `router` until the client leaves,
+/// or shutdown comes and its current answer is done (a few seconds at most).
+pub async fn serve_http<I>(io: I, router: axum::Router, shutdown: &CancellationToken)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let service = hyper_util::service::TowerToHyperService::new(router);
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .max_buf_size(crate::subscriber::request::MAX_HEAD)
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    tokio::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => {}
+        _ = shutdown.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(Duration::from_secs(5), connection).await;
         }
     }
 }

@@ -293,7 +293,15 @@ fn needs_restart(key: &str) -> bool {
         || key.ends_with("Port")
         || matches!(
             key,
-            "AdminUI" | "DataDirectory" | "Persistence" | "SnapshotInterval"
+            "AdminUI"
+                | "DataDirectory"
+                | "Persistence"
+                | "SnapshotInterval"
+                | "TLS"
+                | "TLSCertificateFile"
+                | "TLSKeyFile"
+                | "TLSHostnames"
+                | "ControllerTLS"
         )
 }
 

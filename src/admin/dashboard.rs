@@ -72,18 +72,32 @@ pub async fn page(State(admin): State<Arc<Admin>>, viewer: Viewer) -> Response {
             (what, std::net::SocketAddr::new(ip, port).to_string(), "")
         }
     };
-    let mut listeners = vec![
-        addr(
-            "Subscribers (HTTP)",
+    let tls = admin.shared.tls.as_ref();
+    let mut listeners = vec![addr(
+        if tls.is_some() {
+            "Subscribers (HTTPS)"
+        } else {
+            "Subscribers (HTTP)"
+        },
+        config.subscriber_ip,
+        config.subscriber_port,
+    )];
+    if tls.is_some() && config.plain_subscriber_port > 0 {
+        listeners.push(addr(
+            "Subscribers (plain HTTP)",
             config.subscriber_ip,
-            config.subscriber_port,
-        ),
-        addr(
-            "Publishers (control)",
-            config.controller_ip,
-            config.controller_port,
-        ),
-    ];
+            config.plain_subscriber_port,
+        ));
+    }
+    listeners.push(addr(
+        if config.controller_tls {
+            "Publishers (control, TLS)"
+        } else {
+            "Publishers (control)"
+        },
+        config.controller_ip,
+        config.controller_port,
+    ));
     if config.udp_port > 0 {
         listeners.push(addr("Publishers (UDP)", config.udp_ip, config.udp_port));
     }
@@ -91,6 +105,18 @@ pub async fn page(State(admin): State<Arc<Admin>>, viewer: Viewer) -> Response {
         Some(bound) => ("Admin UI", bound.to_string(), ""),
         None => addr("Admin UI", config.admin_ip, config.admin_port),
     });
+    if let Some(tls) = tls {
+        listeners.push((
+            "TLS certificate",
+            tls.certificate_file().display().to_string(),
+            if tls.is_self_signed() {
+                "self-signed: browsers ask to trust it once"
+            } else {
+                ""
+            },
+        ));
+        listeners.push(("Certificate SHA-256", tls.fingerprint(), ""));
+    }
     let page = DashboardPage {
         layout: viewer.layout("Dashboard", "dashboard"),
         version: stats["version"].as_str().unwrap_or_default().to_string(),

@@ -33,16 +33,19 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
+use axum::{Extension, Router};
 use rust_embed::RustEmbed;
 use tokio::net::TcpListener;
 
-use crate::server::Shared;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::server::{accept_loop, serve_http, Shared};
+use crate::tls::Conn;
 
 /// The admin UI's static files.
 #[derive(RustEmbed)]
@@ -186,18 +189,48 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     serve_with(listener, shared, Options::default()).await
 }
 
-/// Serve the admin UI with these options until shutdown.
+/// Serve the admin UI with these options until shutdown; over TLS (with
+/// `Secure` cookies) when the server has a certificate.
 pub async fn serve_with(listener: TcpListener, shared: Arc<Shared>, options: Options) {
-    let shutdown = shared.shutdown.clone();
-    let admin = Arc::new(Admin::new(shared, options, listener.local_addr().ok()));
+    let tls = shared.tls.clone();
+    let options = Options {
+        secure_cookies: options.secure_cookies || tls.is_some(),
+    };
+    let admin = Arc::new(Admin::new(
+        shared.clone(),
+        options,
+        listener.local_addr().ok(),
+    ));
     tokio::spawn(live::sample(admin.clone()));
-    let app = app(admin).into_make_service_with_connect_info::<SocketAddr>();
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-    {
-        tracing::error!("admin UI stopped: {e}");
-    }
+    let app = app(admin);
+    accept_loop("admin", listener, shared, move |tcp, peer, shared| {
+        let app = app.clone();
+        let tls = tls.clone();
+        async move {
+            let conn = match tls {
+                None => Conn::Plain(tcp),
+                Some(tls) => {
+                    let accepted = tokio::select! {
+                        _ = shared.shutdown.cancelled() => return,
+                        accepted = tls.accept(tcp) => accepted,
+                    };
+                    match accepted {
+                        Ok(conn) => conn,
+                        Err(e) => return tracing::debug!(%peer, "admin TLS handshake failed: {e}"),
+                    }
+                }
+            };
+            let hsts_max_age = shared.config.load().hsts_max_age;
+            let hsts = (conn.is_tls() && hsts_max_age > 0)
+                .then(|| HeaderValue::from_str(&format!("max-age={hsts_max_age}")).ok())
+                .flatten();
+            let app = app.layer(Extension(ConnectInfo(peer))).layer(
+                SetResponseHeaderLayer::if_not_present(header::STRICT_TRANSPORT_SECURITY, hsts),
+            );
+            serve_http(conn, app, &shared.shutdown).await;
+        }
+    })
+    .await
 }
 
 /// Until an admin password exists, every page leads to the first-run page.

@@ -88,6 +88,12 @@ pub const KEYS: &[Key] = &[
         help: "Sent to connected publishers when the server shuts down (empty: nothing)",
     },
     Key {
+        name: "ControllerTLS",
+        default: "0",
+        scope: Scope::Global,
+        help: "1 makes the control port speak TLS too (needs TLS on); publishers then connect with a TLS client",
+    },
+    Key {
         name: "DataDirectory",
         default: "",
         scope: Scope::Global,
@@ -116,6 +122,12 @@ pub const KEYS: &[Key] = &[
         default: "",
         scope: Scope::Global,
         help: "Print this help and exit",
+    },
+    Key {
+        name: "HSTSMaxAge",
+        default: "0",
+        scope: Scope::Global,
+        help: "With TLS on: send Strict-Transport-Security with this max-age in seconds (0: do not send it)",
     },
     Key {
         name: "LogTimeFormat",
@@ -220,6 +232,12 @@ pub const KEYS: &[Key] = &[
         help: "TCP port for subscribers (HTTP)",
     },
     Key {
+        name: "PlainSubscriberPort",
+        default: "0",
+        scope: Scope::Global,
+        help: "With TLS on: also serve plain HTTP on this port of SubscriberIP, for legacy clients (0: none)",
+    },
+    Key {
         name: "SubscriberShutdownMsg",
         default: "<script>eof();</script>\\r\\n",
         scope: Scope::PerMode,
@@ -242,6 +260,30 @@ pub const KEYS: &[Key] = &[
         default: "daemon",
         scope: Scope::Global,
         help: "Accepted for compatibility; logs go to standard error",
+    },
+    Key {
+        name: "TLS",
+        default: "off",
+        scope: Scope::Global,
+        help: "HTTPS and WSS on the subscriber port and the admin UI: off, on (TLSCertificateFile and TLSKeyFile) or self-signed (made once and kept in DataDirectory/tls)",
+    },
+    Key {
+        name: "TLSCertificateFile",
+        default: "",
+        scope: Scope::Global,
+        help: "PEM file with the certificate, followed by its chain; reloaded when it changes and on SIGHUP",
+    },
+    Key {
+        name: "TLSHostnames",
+        default: "",
+        scope: Scope::Global,
+        help: "Extra names and addresses (space-separated) for the self-signed certificate, besides localhost and this machine's name",
+    },
+    Key {
+        name: "TLSKeyFile",
+        default: "",
+        scope: Scope::Global,
+        help: "PEM file with the certificate's private key",
     },
     Key {
         name: "UDPIP",

@@ -124,6 +124,14 @@ pub struct Config {
     pub controller_ip: IpAddr,
     pub controller_port: u16,
     pub max_connections_per_ip: u64,
+    /// Where the TLS certificate comes from, if TLS is on.
+    pub tls: crate::tls::TlsMode,
+    /// With TLS on, also TLS on the control port.
+    pub controller_tls: bool,
+    /// With TLS on, a plain-HTTP subscriber port too (0: none).
+    pub plain_subscriber_port: u16,
+    /// Strict-Transport-Security max-age on TLS answers (0: none).
+    pub hsts_max_age: u64,
     pub metrics: MetricsAccess,
     pub persistence: crate::store::Persistence,
     pub data_directory: PathBuf,
@@ -358,7 +366,18 @@ impl Config {
             ),
         };
 
+        let tls = tls_mode(&resolver)?;
+        let tls_on = tls != crate::tls::TlsMode::Off;
+
         Ok(Config {
+            controller_tls: tls_on && resolver.flag("ControllerTLS", None)?,
+            plain_subscriber_port: if tls_on {
+                resolver.port("PlainSubscriberPort")?
+            } else {
+                0
+            },
+            hsts_max_age: resolver.number("HSTSMaxAge", None)?,
+            tls,
             controller_allow,
             max_connections_per_ip: resolver.number("MaxConnectionsPerIP", None)?,
             admin_ip: resolver.ip("AdminIP", Ipv4Addr::LOCALHOST.into())?,
@@ -399,6 +418,40 @@ impl Config {
     /// config has one (names match case-sensitively), else the globals.
     pub fn mode(&self, name: &str) -> &Arc<Mode> {
         self.modes.get(name).unwrap_or(&self.global)
+    }
+}
+
+/// The TLS keys as one [`TlsMode`](crate::tls::TlsMode).
+fn tls_mode(resolver: &Resolver) -> Result<crate::tls::TlsMode, ConfigError> {
+    use crate::tls::TlsMode;
+    let file = |key: &str| {
+        let value = resolver.string(key, None);
+        let value = value.trim();
+        if value.is_empty() {
+            Err(resolver.invalid(key, None, "TLS is on: give the path of a PEM file"))
+        } else {
+            Ok(PathBuf::from(value))
+        }
+    };
+    match resolver
+        .string("TLS", None)
+        .trim()
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "off" | "0" | "" => Ok(TlsMode::Off),
+        "on" | "1" => Ok(TlsMode::Files {
+            cert: file("TLSCertificateFile")?,
+            key: file("TLSKeyFile")?,
+        }),
+        "self-signed" => Ok(TlsMode::SelfSigned {
+            names: resolver
+                .string("TLSHostnames", None)
+                .split_whitespace()
+                .map(str::to_ascii_lowercase)
+                .collect(),
+        }),
+        _ => Err(resolver.invalid("TLS", None, "expected off, on or self-signed")),
     }
 }
 

@@ -23,22 +23,28 @@ use lines::{Framed, LineBuffer};
 
 use crate::hub::{Hub, Stat};
 use crate::server::{accept_loop, Shared};
+use crate::tls::{Conn, Tls};
 
 /// The longest control line accepted (a message's text must fit).
 pub const MAX_LINE: usize = 1 << 20;
 /// A publisher that does not take its replies for this long is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Accept publishers until shutdown.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
-    accept_loop("control", listener, shared, |stream, peer, shared| {
+/// Accept publishers until shutdown; over TLS when `tls` is given.
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>, tls: Option<Arc<Tls>>) {
+    accept_loop("control", listener, shared, move |stream, peer, shared| {
         debug!(%peer, "controller connected");
-        connection(stream, peer, shared)
+        connection(stream, peer, shared, tls.clone())
     })
     .await
 }
 
-async fn connection(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    tls: Option<Arc<Tls>>,
+) {
     let stats = &shared.hub.stats;
     stats.incr(Stat::TotalRequests);
     stats.incr(Stat::CurrentControllers);
@@ -59,6 +65,20 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>
         Some(ERR_BUSY)
     } else {
         None
+    };
+    let stream = match (tls, refusal) {
+        // A refused client gets no handshake work, so no reply either.
+        (Some(_), Some(_)) => None,
+        (Some(tls), None) => tls
+            .accept(stream)
+            .await
+            .inspect_err(|e| debug!(%peer, "TLS handshake failed: {e}"))
+            .ok(),
+        (None, _) => Some(Conn::Plain(stream)),
+    };
+    let Some(mut stream) = stream else {
+        stats.decr(Stat::CurrentControllers);
+        return;
     };
     if let Some(reply) = refusal {
         let _ = write(&mut stream, reply, &shared.hub).await;
@@ -118,8 +138,13 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>
     stats.decr(Stat::CurrentControllers);
 }
 
-async fn write(stream: &mut TcpStream, bytes: &[u8], hub: &Hub) -> std::io::Result<()> {
-    match tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(bytes)).await {
+async fn write(stream: &mut Conn, bytes: &[u8], hub: &Hub) -> std::io::Result<()> {
+    let write = async {
+        stream.write_all(bytes).await?;
+        // TLS holds records back until flushed; for TCP this is free.
+        stream.flush().await
+    };
+    match tokio::time::timeout(WRITE_TIMEOUT, write).await {
         Ok(Ok(())) => {
             hub.stats.add(Stat::TotalOutboundBytes, bytes.len() as u64);
             Ok(())

@@ -16,19 +16,21 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use bytes::{Buf, Bytes};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::config::Config;
 use crate::hub::SubscriberInfo;
 use crate::server::Shared;
+use crate::tls::Conn;
 
 /// The routes served by hyper.
-pub fn router(shared: Arc<Shared>, peer: SocketAddr) -> Router {
+pub fn router(shared: Arc<Shared>, peer: SocketAddr, tls: bool) -> Router {
     let config = shared.config.load();
+    let hsts = (tls && config.hsts_max_age > 0)
+        .then(|| HeaderValue::from_str(&format!("max-age={}", config.hsts_max_age)).ok())
+        .flatten();
     let streams = Router::new()
         .route("/sse/{*specs}", get(super::sse::handler))
         .route("/poll/{*specs}", get(super::poll::handler))
@@ -40,6 +42,10 @@ pub fn router(shared: Arc<Shared>, peer: SocketAddr) -> Router {
         .merge(crate::api::router())
         .fallback(not_found)
         .layer(Extension(PeerAddr(Some(peer))))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            axum::http::header::STRICT_TRANSPORT_SECURITY,
+            hsts,
+        ))
         .with_state(shared)
 }
 
@@ -121,32 +127,19 @@ async fn not_found() -> Response {
 }
 
 /// Serve one connection with hyper, replaying `prefix` first.
-pub async fn serve(stream: TcpStream, peer: SocketAddr, prefix: Bytes, shared: Arc<Shared>) {
-    let io = TokioIo::new(Rewind {
+pub async fn serve(stream: Conn, peer: SocketAddr, prefix: Bytes, shared: Arc<Shared>) {
+    let router = router(shared.clone(), peer, stream.is_tls());
+    let io = Rewind {
         prefix,
         inner: stream,
-    });
-    let service = TowerToHyperService::new(router(shared.clone(), peer));
-    let connection = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
-        .max_buf_size(super::request::MAX_HEAD)
-        .serve_connection(io, service)
-        .with_upgrades();
-    tokio::pin!(connection);
-    tokio::select! {
-        _ = connection.as_mut() => {}
-        _ = shared.shutdown.cancelled() => {
-            connection.as_mut().graceful_shutdown();
-            let _ = tokio::time::timeout(Duration::from_secs(5), connection).await;
-        }
-    }
+    };
+    crate::server::serve_http(io, router, &shared.shutdown).await
 }
 
 /// A stream that yields some already-read bytes before the socket's.
 struct Rewind {
     prefix: Bytes,
-    inner: TcpStream,
+    inner: Conn,
 }
 
 impl AsyncRead for Rewind {

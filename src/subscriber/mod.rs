@@ -29,17 +29,29 @@ use tracing::{debug, info};
 
 use crate::hub::Stat;
 use crate::server::{accept_loop, Shared};
+use crate::tls::{Conn, Tls};
 use request::{HeadError, RequestLine};
 
 /// Paths that always go to the HTTP router, never to static files.
 const ROUTED_PREFIXES: &[&str] = &["/healthz", "/api/", "/metrics", "/sse/", "/ws", "/poll/"];
 
-/// Accept subscribers until shutdown.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
-    accept_loop("subscriber", listener, shared, connection).await
+/// Accept subscribers until shutdown; over TLS when `tls` is given.
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>, tls: Option<Arc<Tls>>) {
+    accept_loop(
+        "subscriber",
+        listener,
+        shared,
+        move |stream, peer, shared| connection(stream, peer, shared, tls.clone()),
+    )
+    .await
 }
 
-async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    tls: Option<Arc<Tls>>,
+) {
     let stats = &shared.hub.stats;
     stats.incr(Stat::TotalRequests);
     stats.incr(Stat::CurrentSubscribers);
@@ -53,20 +65,31 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         )
     };
     let slot = shared.clients.enter(peer.ip());
-    if (max > 0 && stats.get(Stat::CurrentSubscribers) > max)
-        || (per_ip > 0 && slot.count() > per_ip)
-    {
-        let mut stream = stream;
-        respond_raw(&mut stream, UNAVAILABLE, &shared).await;
-    } else {
-        route(stream, peer, &shared).await;
+    let over_limit = (max > 0 && stats.get(Stat::CurrentSubscribers) > max)
+        || (per_ip > 0 && slot.count() > per_ip);
+    match (tls, over_limit) {
+        // No handshake work for a client that will be refused anyway.
+        (Some(_), true) => stats.incr(Stat::ErrorsServed),
+        (None, true) => respond_raw(&mut Conn::Plain(stream), UNAVAILABLE, &shared).await,
+        (Some(tls), false) => {
+            let accepted = tokio::select! {
+                _ = shared.shutdown.cancelled() => None,
+                accepted = tls.accept(stream) => accepted
+                    .inspect_err(|e| debug!(%peer, "TLS handshake failed: {e}"))
+                    .ok(),
+            };
+            if let Some(conn) = accepted {
+                route(conn, peer, &shared).await;
+            }
+        }
+        (None, false) => route(Conn::Plain(stream), peer, &shared).await,
     }
     drop(slot);
     shared.hub.stats.decr(Stat::CurrentSubscribers);
 }
 
 /// Read the request line, then hand the connection to its handler.
-async fn route(mut stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) {
+async fn route(mut stream: Conn, peer: SocketAddr, shared: &Arc<Shared>) {
     let stats = &shared.hub.stats;
     let mut buf = BytesMut::with_capacity(1024);
     loop {
@@ -142,13 +165,14 @@ async fn route(mut stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>) {
 }
 
 async fn serve_document(
-    stream: &mut TcpStream,
+    stream: &mut Conn,
     path: &str,
     shared: &Shared,
     config: &crate::config::Config,
 ) -> std::io::Result<()> {
     let stats = &shared.hub.stats;
-    let response = match shared.documents.lookup(config, path) {
+    let doc = shared.documents.lookup(config, path);
+    let mut response = match &doc {
         Some(doc) => {
             stats.incr(Stat::DocumentsServed);
             info!(
@@ -158,10 +182,7 @@ async fn serve_document(
                 status = 200
             );
             let html = doc.content_type == "text/html";
-            let mut out =
-                static_files::response_head("200 OK", doc.content_type, doc.body.len(), html);
-            out.extend_from_slice(&doc.body);
-            out
+            static_files::response_head("200 OK", doc.content_type, doc.body.len(), html)
         }
         None => {
             stats.incr(Stat::DocumentsNotFound);
@@ -169,7 +190,14 @@ async fn serve_document(
             static_files::response_head("404 Not Found", "text/html", 0, false)
         }
     };
+    if stream.is_tls() && config.hsts_max_age > 0 {
+        static_files::add_hsts(&mut response, config.hsts_max_age);
+    }
+    if let Some(doc) = &doc {
+        response.extend_from_slice(&doc.body);
+    }
     stream.write_all(&response).await?;
+    stream.flush().await?;
     stats.add(Stat::TotalOutboundBytes, response.len() as u64);
     Ok(())
 }
@@ -180,7 +208,7 @@ const HEAD_TOO_LARGE: &[u8] = b"HTTP/1.1 431 Request Header Fields Too Large\r\n
 const UNAVAILABLE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nServer: meteord\r\nContent-length: 0\r\nConnection: close\r\n\r\n";
 const TIMEOUT: &[u8] = b"HTTP/1.1 408 Request Timeout\r\nServer: meteord\r\nContent-length: 0\r\nConnection: close\r\n\r\n";
 
-async fn refuse(stream: &mut TcpStream, error: HeadError, shared: &Shared) {
+async fn refuse(stream: &mut Conn, error: HeadError, shared: &Shared) {
     debug!(?error, "request refused");
     let response = match error {
         HeadError::Closed => return,
@@ -191,7 +219,7 @@ async fn refuse(stream: &mut TcpStream, error: HeadError, shared: &Shared) {
     respond_raw(stream, response, shared).await;
 }
 
-async fn respond_raw(stream: &mut TcpStream, response: &[u8], shared: &Shared) {
+async fn respond_raw(stream: &mut Conn, response: &[u8], shared: &Shared) {
     shared.hub.stats.incr(Stat::ErrorsServed);
     if stream.write_all(response).await.is_ok() {
         shared

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use tracing::info;
 
 use super::request::PushTarget;
@@ -17,6 +16,7 @@ use crate::config::Mode;
 use crate::hub::{unix_now, ChannelSnapshot, Framing, Message, Start, Stat, Subscription};
 use crate::server::Shared;
 use crate::template::{push_decimal, Field, Template};
+use crate::tls::Conn;
 
 /// What `~server~` says.
 pub const SERVER_NAME: &str = "meteord";
@@ -113,7 +113,7 @@ pub fn parse_channel_spec(spec: &str) -> Option<(Bytes, Start)> {
 
 /// Serve one subscription request to its end.
 pub async fn subscribe(
-    mut stream: TcpStream,
+    mut stream: Conn,
     shared: Arc<Shared>,
     target: PushTarget<'_>,
     user_agent: Option<&str>,
@@ -191,7 +191,7 @@ pub async fn subscribe(
 
 /// Answer a subscription request with an error status rendered through
 /// the mode's own header template, then its shutdown message.
-async fn refuse(mut stream: TcpStream, shared: &Shared, mode: &Mode, status: &str) {
+async fn refuse(mut stream: Conn, shared: &Shared, mode: &Mode, status: &str) {
     let mut out = Vec::new();
     render_header(mode, status, &[], &mut out);
     out.extend_from_slice(&mode.shutdown);
@@ -207,7 +207,7 @@ async fn refuse(mut stream: TcpStream, shared: &Shared, mode: &Mode, status: &st
 
 /// `GET /disconnect/<hostid>`: end that host's streaming subscription and
 /// answer with the global header.
-pub async fn disconnect(mut stream: TcpStream, shared: Arc<Shared>, host_id: &str) {
+pub async fn disconnect(mut stream: Conn, shared: Arc<Shared>, host_id: &str) {
     let kicked = shared.hub.kick(host_id.as_bytes());
     info!(event = "disconnect", host_id, kicked);
     let config = shared.config.load_full();

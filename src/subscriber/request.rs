@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
+use crate::tls::Conn;
 use bytes::BytesMut;
 use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 /// Longest request line accepted.
@@ -26,7 +26,7 @@ pub enum HeadError {
 
 /// Reads request heads from one connection; gives up at shutdown.
 pub struct HeadReader<'a> {
-    pub stream: &'a mut TcpStream,
+    pub stream: &'a mut Conn,
     pub shutdown: &'a CancellationToken,
 }
 

@@ -143,6 +143,13 @@ pub fn response_head(status: &str, content_type: &str, length: usize, html: bool
     head.into_bytes()
 }
 
+/// Add a Strict-Transport-Security header to a head from [`response_head`].
+pub fn add_hsts(head: &mut Vec<u8>, max_age: u64) {
+    let at = head.len() - 2;
+    let header = format!("Strict-Transport-Security: max-age={max_age}\r\n");
+    head.splice(at..at, header.into_bytes());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,10 +5,11 @@ use std::future::poll_fn;
 use std::task::Poll;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::hub::{Next, Stat, Stats, Subscriber};
+use crate::tls::Conn;
 
 /// A write that makes no progress for this long drops the subscriber.
 pub const WRITE_STALL: Duration = Duration::from_secs(120);
@@ -30,28 +31,18 @@ enum Event {
 }
 
 /// Drain the outbox into the socket until the subscription ends.
-pub async fn stream_outbox(stream: &mut TcpStream, subscriber: &Subscriber, stats: &Stats) -> End {
+pub async fn stream_outbox(stream: &mut Conn, subscriber: &Subscriber, stats: &Stats) -> End {
     loop {
         let event = poll_fn(|cx| {
             if let Poll::Ready(next) = subscriber.poll_next(cx) {
                 return Poll::Ready(Event::Next(next));
             }
             // Watch for the client leaving; anything it sends is discarded.
-            loop {
-                match stream.poll_read_ready(cx) {
-                    Poll::Ready(Ok(())) => {
-                        let mut scratch = [0u8; 512];
-                        match stream.try_read(&mut scratch) {
-                            Ok(0) => return Poll::Ready(Event::PeerClosed),
-                            Ok(n) => stats.add(Stat::TotalInboundBytes, n as u64),
-                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                            Err(_) => return Poll::Ready(Event::PeerClosed),
-                        }
-                    }
-                    Poll::Ready(Err(_)) => return Poll::Ready(Event::PeerClosed),
-                    Poll::Pending => return Poll::Pending,
-                }
-            }
+            let closed = match stream {
+                Conn::Plain(tcp) => poll_tcp_closed(tcp, cx, stats),
+                Conn::Tls(tls) => poll_closed(tls.as_mut(), cx, stats),
+            };
+            closed.map(|()| Event::PeerClosed)
         })
         .await;
         match event {
@@ -71,21 +62,68 @@ pub async fn stream_outbox(stream: &mut TcpStream, subscriber: &Subscriber, stat
     }
 }
 
+/// Ready when the peer has closed a plain socket. Reads readiness instead
+/// of polling a read, so an idle subscriber costs no buffer.
+fn poll_tcp_closed(tcp: &TcpStream, cx: &mut std::task::Context<'_>, stats: &Stats) -> Poll<()> {
+    loop {
+        match tcp.poll_read_ready(cx) {
+            Poll::Ready(Ok(())) => {
+                let mut scratch = [0u8; 512];
+                match tcp.try_read(&mut scratch) {
+                    Ok(0) => return Poll::Ready(()),
+                    Ok(n) => stats.add(Stat::TotalInboundBytes, n as u64),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    Err(_) => return Poll::Ready(()),
+                }
+            }
+            Poll::Ready(Err(_)) => return Poll::Ready(()),
+            Poll::Pending => return Poll::Pending,
+        }
+    }
+}
+
+/// Ready when the peer has closed any other stream (TLS must read to see
+/// the peer's close_notify).
+fn poll_closed<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    cx: &mut std::task::Context<'_>,
+    stats: &Stats,
+) -> Poll<()> {
+    loop {
+        let mut scratch = [0u8; 512];
+        let mut buf = ReadBuf::new(&mut scratch);
+        match std::pin::Pin::new(&mut *stream).poll_read(cx, &mut buf) {
+            Poll::Ready(Ok(())) if buf.filled().is_empty() => return Poll::Ready(()),
+            Poll::Ready(Ok(())) => stats.add(Stat::TotalInboundBytes, buf.filled().len() as u64),
+            Poll::Ready(Err(_)) => return Poll::Ready(()),
+            Poll::Pending => return Poll::Pending,
+        }
+    }
+}
+
 /// Write all of `bytes`: straight away when the socket has room (the usual
 /// case), else wait — but not past the stall limit or an abort.
-async fn write(stream: &mut TcpStream, bytes: &[u8], subscriber: &Subscriber) -> Result<(), End> {
-    let written = match stream.try_write(bytes) {
-        Ok(n) => n,
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
-        Err(_) => return Err(End::PeerClosed),
+async fn write(stream: &mut Conn, bytes: &[u8], subscriber: &Subscriber) -> Result<(), End> {
+    let written = match stream {
+        Conn::Plain(tcp) => match tcp.try_write(bytes) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+            Err(_) => return Err(End::PeerClosed),
+        },
+        Conn::Tls(_) => 0,
     };
     let rest = &bytes[written..];
     if rest.is_empty() {
         return Ok(());
     }
     let aborted = poll_fn(|cx| subscriber.poll_aborted(cx));
+    let write_all = async {
+        stream.write_all(rest).await?;
+        // TLS keeps encrypted records buffered until flushed.
+        stream.flush().await
+    };
     tokio::select! {
-        result = tokio::time::timeout(WRITE_STALL, stream.write_all(rest)) => match result {
+        result = tokio::time::timeout(WRITE_STALL, write_all) => match result {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(End::PeerClosed),
             Err(_) => Err(End::Dropped),

@@ -27,6 +27,8 @@ pub struct TestServer {
     pub subscriber: SocketAddr,
     pub udp: Option<SocketAddr>,
     pub admin: Option<SocketAddr>,
+    /// The plain-HTTP port kept beside a TLS subscriber port, if asked for.
+    pub plain_subscriber: Option<SocketAddr>,
     pub shared: Arc<Shared>,
     shutdown: CancellationToken,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -64,6 +66,7 @@ impl TestServer {
         let subscriber = server.subscriber_addr();
         let udp = server.udp_addr();
         let admin = server.admin_addr();
+        let plain_subscriber = server.plain_subscriber_addr();
         let shared = server.shared();
         let shutdown = server.shutdown_token();
         let task = Some(tokio::spawn(server.run()));
@@ -73,6 +76,7 @@ impl TestServer {
             subscriber,
             udp,
             admin,
+            plain_subscriber,
             shared,
             shutdown,
             task,
@@ -360,8 +364,9 @@ impl Process {
                 .recv_timeout(WAIT)
                 .unwrap_or_else(|_| panic!("server did not start: {:?}", log.lock().unwrap()));
             let addr = |prefix: &str| {
-                line.split_once(prefix)
-                    .and_then(|(_, rest)| rest.trim().parse::<SocketAddr>().ok())
+                line.split_once(prefix).and_then(|(_, rest)| {
+                    rest.split_whitespace().next()?.parse::<SocketAddr>().ok()
+                })
             };
             control = control.or(addr("control listening on "));
             subscriber = subscriber.or(addr("subscriber listening on "));
@@ -445,6 +450,12 @@ pub async fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Response {
+    let bytes = request_bytes(method, path, headers, body);
+    parse_response(&http_raw(addr, &bytes).await)
+}
+
+/// The bytes of one HTTP/1.1 request that closes its connection.
+pub fn request_bytes(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
     let mut raw = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
     for (name, value) in headers {
         raw.push_str(&format!("{name}: {value}\r\n"));
@@ -452,8 +463,12 @@ pub async fn request(
     raw.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
     let mut bytes = raw.into_bytes();
     bytes.extend_from_slice(body);
-    let reply = http_raw(addr, &bytes).await;
-    let split = find(&reply, b"\r\n\r\n").expect("a response head");
+    bytes
+}
+
+/// Parse a whole HTTP/1.1 response, de-chunking its body.
+pub fn parse_response(reply: &[u8]) -> Response {
+    let split = find(reply, b"\r\n\r\n").expect("a response head");
     let head = String::from_utf8_lossy(&reply[..split]).into_owned();
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
     let mut body = reply[split + 4..].to_vec();
