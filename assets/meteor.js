@@ -10,7 +10,8 @@
  *      Meteor.registerEventCallback("process", function (text) { ... });
  *      Meteor.joinChannel("demo", 5);      // 5 = the last five messages first
  *      Meteor.connect();
- *    Properties host, port, hostid, mode, scheme, pingtimeout, pollfreq,
+ *    Properties host, port, hostid, mode, scheme (default: the scheme this
+ *    file was loaded with), pingtimeout, pollfreq,
  *    minpollfreq, maxpollfreq, polltimeout, status; methods joinChannel,
  *    leaveChannel, connect, disconnect, registerEventCallback (process, reset,
  *    eof, statuschanged, changemode). Status codes: 0 not connected,
@@ -126,6 +127,15 @@
   try {
     if (doc && doc.currentScript && doc.currentScript.src) scriptUrl = doc.currentScript.src;
   } catch (e) { /* no DOM */ }
+
+  // The legacy API's default scheme: the one this script was loaded with
+  // (a server that served it over https speaks https), else the page's when
+  // that is https - plain http from an https page is blocked as mixed content.
+  function defaultScheme() {
+    var m = /^(https?):/i.exec(scriptUrl);
+    if (m) return m[1].toLowerCase();
+    return loc && loc.protocol === 'https:' ? 'https' : 'http';
+  }
 
   // "http://host:port/some/path/" -> "http://host:port/some/path"
   function normalizeBase(url) {
@@ -1096,7 +1106,7 @@
     pingtimeout: 20000,
     pingtimer: null,
     pollfreq: 3000,
-    scheme: 'http',
+    scheme: defaultScheme(),
     port: 80,
     polltimeout: 30000,
     recvtimes: [],

@@ -11,6 +11,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -35,7 +36,7 @@ const STARTUP_TIMEOUT_MS = 15000;
  * (or the given subscriber port, to restart a server in place).
  * Returns { controlPort, subPort, dataDir, publish(), get(), kill(), stop(), log() }.
  */
-export async function startMeteord({ args = [], subscriberPort = 0, dataDir = null } = {}) {
+export async function startMeteord({ args = [], subscriberPort = 0, dataDir = null, tls = false } = {}) {
   const ownDataDir = !dataDir;
   const dir = dataDir || (await mkdtemp(path.join(tmpdir(), 'meteord-browser-data-')));
   const proc = spawn(
@@ -89,7 +90,7 @@ export async function startMeteord({ args = [], subscriberPort = 0, dataDir = nu
     subPort: ports.subscriber,
     dataDir: dir,
     /** Base URL of the subscriber port as the browser sees it. */
-    url: `http://${SERVER_HOST}:${ports.subscriber}`,
+    url: `${tls ? 'https' : 'http'}://${SERVER_HOST}:${ports.subscriber}`,
     /** ADDMESSAGE over the control port; resolves with the message id. */
     publish: (channel, text) => publisher.publish(channel, text),
     /** GET a path on the subscriber port from Node; resolves with { status, body }. */
@@ -175,12 +176,12 @@ function httpGet(port, p) {
  * The test pages' own origin: serves a blank page (and any extra routes) with
  * `Origin-Agent-Cluster: ?0`, which legacy pages need for document.domain.
  */
-export async function startPageServer(routes = {}) {
+export async function startPageServer(routes = {}, { tls = null } = {}) {
   const pages = {
     '/blank.html': '<!DOCTYPE html><html><head><meta charset="utf-8"><title>test page</title></head><body></body></html>',
     ...routes,
   };
-  const server = http.createServer((req, res) => {
+  const handler = (req, res) => {
     const pathname = new URL(req.url, 'http://x').pathname;
     if (pathname === '/favicon.ico') {
       res.writeHead(204);
@@ -194,13 +195,15 @@ export async function startPageServer(routes = {}) {
       'Origin-Agent-Cluster': '?0',
     });
     res.end(body ?? 'not found');
-  });
+  };
+  // With `tls` ({ key, cert } in PEM), the pages are served over https.
+  const server = tls ? https.createServer(tls, handler) : http.createServer(handler);
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const port = server.address().port;
   return {
     port,
-    url: (p = '/blank.html') => `http://${PAGE_HOST}:${port}${p}`,
+    url: (p = '/blank.html') => `${tls ? 'https' : 'http'}://${PAGE_HOST}:${port}${p}`,
     close: () => new Promise((resolve) => {
       server.closeAllConnections();
       server.close(() => resolve());
@@ -209,7 +212,7 @@ export async function startPageServer(routes = {}) {
 }
 
 /** Headless system Chromium with a fresh profile; only loopback traffic. */
-export async function launchBrowser() {
+export async function launchBrowser({ args = [] } = {}) {
   const userDataDir = await mkdtemp(path.join(tmpdir(), 'meteord-chromium-'));
   const browser = await puppeteer.launch({
     executablePath: CHROMIUM_BIN,
@@ -225,6 +228,7 @@ export async function launchBrowser() {
       '--disable-sync',
       '--no-proxy-server',
       `--host-resolver-rules=MAP *.example.test 127.0.0.1`,
+      ...args,
     ],
   });
   return {
