@@ -1,0 +1,381 @@
+//! Fan-out over TLS against plain HTTP, side by side on one server: the
+//! same meteord serves its TLS subscriber port and a plain one
+//! (PlainSubscriberPort), and this program takes turns with the two.
+//! The shared load generator speaks no TLS, hence this client.
+//!
+//! cargo build --release && cargo run --release --example tls-fanout -- \
+//!     [--bin target/release/meteord] [--subs 5000] [--msgs 200] [--runs 3]
+//!
+//! Per kind and run: RSS per idle subscriber (the server's VmRSS before and
+//! after connecting them), publish→deliver latency p50/p99 at 20 msg/s, and
+//! deliveries/s for a burst of --msgs messages published back to back.
+//! Prints one JSON line per measurement and a summary of medians with the
+//! TLS/plain ratios.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn arg(args: &[String], name: &str, default: &str) -> String {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+        .unwrap_or_else(|| default.to_string())
+}
+
+fn micros_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64
+}
+
+/// What every subscriber reports into.
+#[derive(Default)]
+struct Tally {
+    /// Messages received, all subscribers together.
+    received: AtomicU64,
+    /// Subscribers whose response head has arrived.
+    connected: AtomicU64,
+    /// While set, each delivery's latency is recorded.
+    sampling: AtomicBool,
+    latencies: Mutex<Vec<u64>>,
+}
+
+/// Read a subscription, counting messages (texts `m<send time in µs>`).
+async fn subscribe<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, id: usize, tally: Arc<Tally>) {
+    let request = format!("GET /push/s{id}/xhrinteractive/bench HTTP/1.1\r\nHost: b\r\n\r\n");
+    if stream.write_all(request.as_bytes()).await.is_err() {
+        return;
+    }
+    let _ = stream.flush().await;
+    let mut pending: Vec<u8> = Vec::with_capacity(256);
+    let mut chunk = vec![0u8; 16384];
+    let mut head = false;
+    loop {
+        let n = match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if !head {
+            head = true;
+            tally.connected.fetch_add(1, Ordering::Relaxed);
+        }
+        pending.extend_from_slice(&chunk[..n]);
+        // Each message's text is "m<digits>" in quotes.
+        let mut start = 0;
+        while let Some(at) = memchr::memmem::find(&pending[start..], b"\"m") {
+            let digits = start + at + 2;
+            let Some(end) = pending[digits..].iter().position(|b| *b == b'"') else {
+                break;
+            };
+            let sent: u64 = std::str::from_utf8(&pending[digits..digits + end])
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            tally.received.fetch_add(1, Ordering::Relaxed);
+            if tally.sampling.load(Ordering::Relaxed) {
+                let latency = micros_now().saturating_sub(sent);
+                tally.latencies.lock().unwrap().push(latency);
+            }
+            start = digits + end + 1;
+        }
+        pending.drain(
+            ..start
+                .max(pending.len().saturating_sub(64))
+                .min(pending.len()),
+        );
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+struct Server {
+    child: Child,
+    control: SocketAddr,
+    tls: SocketAddr,
+    plain: SocketAddr,
+    _data: tempfile::TempDir,
+}
+
+fn start_server(bin: &str) -> Server {
+    let data = tempfile::tempdir().unwrap();
+    let plain_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(bin)
+        .args(["-ControllerPort", "0", "-SubscriberPort", "0"])
+        .args(["-SubscriberIP", "127.0.0.1", "-AdminUI", "0"])
+        .args(["-Persistence", "off", "-TLS", "self-signed"])
+        .args(["-PlainSubscriberPort", &plain_port.to_string()])
+        .args(["-MaxMessagesPerChannel", "10"])
+        .args(["-DataDirectory", data.path().to_str().unwrap()])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start meteord");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let (mut control, mut tls) = (None, None);
+    let addr = |line: &str, what: &str| {
+        line.split_once(what)
+            .and_then(|(_, rest)| rest.split_whitespace().next()?.parse().ok())
+    };
+    while control.is_none() || tls.is_none() {
+        let line = lines.next().expect("meteord exited").unwrap();
+        control = control.or(addr(&line, "control listening on "));
+        if !line.contains("plain subscriber") {
+            tls = tls.or(addr(&line, "subscriber listening on "));
+        }
+    }
+    // Keep draining the log so the server never blocks on it.
+    std::thread::spawn(move || for _ in lines {});
+    Server {
+        child,
+        control: control.unwrap(),
+        tls: tls.unwrap(),
+        plain: SocketAddr::from(([127, 0, 0, 1], plain_port)),
+        _data: data,
+    }
+}
+
+/// Publish `count` messages on one connection, `gap` apart (zero: back to
+/// back, pipelined), and wait for every reply.
+fn publish(control: SocketAddr, count: usize, gap: Duration) {
+    let mut stream = std::net::TcpStream::connect(control).unwrap();
+    stream.set_nodelay(true).unwrap();
+    let reader = stream.try_clone().unwrap();
+    let replies = std::thread::spawn(move || {
+        let mut reader = BufReader::new(reader);
+        for _ in 0..count {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            assert!(line.starts_with("OK"), "{line}");
+        }
+    });
+    for _ in 0..count {
+        let line = format!("ADDMESSAGE bench m{}\r\n", micros_now());
+        stream.write_all(line.as_bytes()).unwrap();
+        if !gap.is_zero() {
+            std::thread::sleep(gap);
+        }
+    }
+    replies.join().unwrap();
+}
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Plain,
+    Tls,
+}
+
+/// A figure of a run, with its label.
+type Metric = (&'static str, fn(&Run) -> f64);
+
+struct Run {
+    rss_per_sub_kib: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    deliveries_per_s: f64,
+}
+
+async fn run(server: &Server, kind: Kind, subs: usize, msgs: usize) -> Run {
+    let tally = Arc::new(Tally::default());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate))
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let pid = server.child.id();
+    let before = rss_kib(pid);
+    let mut tasks = tokio::task::JoinSet::new();
+    for id in 0..subs {
+        let tally = tally.clone();
+        let connector = connector.clone();
+        let (addr, tls) = match kind {
+            Kind::Plain => (server.plain, false),
+            Kind::Tls => (server.tls, true),
+        };
+        tasks.spawn(async move {
+            let tcp = TcpStream::connect(addr).await.unwrap();
+            if tls {
+                let name = ServerName::try_from("localhost").unwrap();
+                let stream = connector.connect(name, tcp).await.unwrap();
+                subscribe(stream, id, tally).await
+            } else {
+                subscribe(tcp, id, tally).await
+            }
+        });
+        // Don't flood the accept queue.
+        if id % 500 == 499 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    while tally.connected.load(Ordering::Relaxed) < subs as u64 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_per_sub_kib = (rss_kib(pid) as f64 - before as f64) / subs as f64;
+
+    // Latency at a calm 20 msg/s.
+    tally.sampling.store(true, Ordering::Relaxed);
+    let control = server.control;
+    let latency_msgs = 40;
+    let expect = tally.received.load(Ordering::Relaxed) + (latency_msgs * subs) as u64;
+    tokio::task::spawn_blocking(move || publish(control, latency_msgs, Duration::from_millis(50)))
+        .await
+        .unwrap();
+    while tally.received.load(Ordering::Relaxed) < expect {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tally.sampling.store(false, Ordering::Relaxed);
+    let mut latencies = std::mem::take(&mut *tally.latencies.lock().unwrap());
+    latencies.sort_unstable();
+
+    // Deliveries per second for a burst.
+    let expect = tally.received.load(Ordering::Relaxed) + (msgs * subs) as u64;
+    let started = Instant::now();
+    tokio::task::spawn_blocking(move || publish(control, msgs, Duration::ZERO))
+        .await
+        .unwrap();
+    while tally.received.load(Ordering::Relaxed) < expect {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let deliveries_per_s = (msgs * subs) as f64 / started.elapsed().as_secs_f64();
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    Run {
+        rss_per_sub_kib,
+        p50_ms: percentile(&latencies, 0.50) as f64 / 1000.0,
+        p99_ms: percentile(&latencies, 0.99) as f64 / 1000.0,
+        deliveries_per_s,
+    }
+}
+
+/// The bench trusts whatever certificate its own server shows.
+#[derive(Debug)]
+struct AnyCertificate;
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        _: &[u8],
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        rustls::crypto::ring::default_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let bin = arg(&args, "--bin", "target/release/meteord");
+    let subs: usize = arg(&args, "--subs", "5000").parse().unwrap();
+    let msgs: usize = arg(&args, "--msgs", "200").parse().unwrap();
+    let runs: usize = arg(&args, "--runs", "3").parse().unwrap();
+    let server = start_server(&bin);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut results: Vec<(&str, Run)> = Vec::new();
+    for round in 0..runs {
+        // Alternate which kind goes first, so warm-up favours neither.
+        let order = if round % 2 == 0 {
+            [Kind::Plain, Kind::Tls]
+        } else {
+            [Kind::Tls, Kind::Plain]
+        };
+        for kind in order {
+            let name = match kind {
+                Kind::Plain => "plain",
+                Kind::Tls => "tls",
+            };
+            let r = runtime.block_on(run(&server, kind, subs, msgs));
+            println!(
+                "{{\"kind\":\"{name}\",\"round\":{round},\"subs\":{subs},\"rss_per_sub_kib\":{:.2},\"p50_ms\":{:.2},\"p99_ms\":{:.2},\"deliveries_per_s\":{:.0}}}",
+                r.rss_per_sub_kib, r.p50_ms, r.p99_ms, r.deliveries_per_s
+            );
+            results.push((name, r));
+        }
+    }
+    let pick = |kind: &str, f: fn(&Run) -> f64| {
+        median(
+            results
+                .iter()
+                .filter(|(k, _)| *k == kind)
+                .map(|(_, r)| f(r))
+                .collect(),
+        )
+    };
+    let metrics: [Metric; 4] = [
+        ("deliveries/s", |r| r.deliveries_per_s),
+        ("p50 ms @20/s", |r| r.p50_ms),
+        ("p99 ms @20/s", |r| r.p99_ms),
+        ("KiB per idle subscriber", |r| r.rss_per_sub_kib),
+    ];
+    println!("\n| {subs} subscribers, medians of {runs} | plain | TLS | TLS / plain |");
+    println!("|---|---|---|---|");
+    for (label, f) in metrics {
+        let (plain, tls) = (pick("plain", f), pick("tls", f));
+        println!("| {label} | {plain:.1} | {tls:.1} | {:.2}x |", tls / plain);
+    }
+    let mut child = server.child;
+    let _ = child.kill();
+    let mut sink = String::new();
+    let _ = child.stdout.take().map(|mut s| s.read_to_string(&mut sink));
+}
