@@ -1,6 +1,6 @@
-//! Fan-out over TLS against plain HTTP, side by side on one server: the
-//! same meteord serves its TLS subscriber port and a plain one
-//! (PlainSubscriberPort), and this program takes turns with the two.
+//! Fan-out over TLS against plain HTTP, side by side in one run: meteord
+//! serves a TLS subscriber port and a plain one (PlainSubscriberPort), and
+//! this program takes turns with the two, on a fresh server each time.
 //! The shared load generator speaks no TLS, hence this client.
 //!
 //! cargo build --release && cargo run --release --example tls-fanout -- \
@@ -12,7 +12,7 @@
 //! Prints one JSON line per measurement and a summary of medians with the
 //! TLS/plain ratios.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -330,7 +330,6 @@ fn main() {
     let subs: usize = arg(&args, "--subs", "5000").parse().unwrap();
     let msgs: usize = arg(&args, "--msgs", "200").parse().unwrap();
     let runs: usize = arg(&args, "--runs", "3").parse().unwrap();
-    let server = start_server(&bin);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut results: Vec<(&str, Run)> = Vec::new();
     for round in 0..runs {
@@ -345,7 +344,12 @@ fn main() {
                 Kind::Plain => "plain",
                 Kind::Tls => "tls",
             };
+            // A fresh server each time: memory a previous run freed stays
+            // with the process and would hide the next run's growth.
+            let mut server = start_server(&bin);
             let r = runtime.block_on(run(&server, kind, subs, msgs));
+            let _ = server.child.kill();
+            let _ = server.child.wait();
             println!(
                 "{{\"kind\":\"{name}\",\"round\":{round},\"subs\":{subs},\"rss_per_sub_kib\":{:.2},\"p50_ms\":{:.2},\"p99_ms\":{:.2},\"deliveries_per_s\":{:.0}}}",
                 r.rss_per_sub_kib, r.p50_ms, r.p99_ms, r.deliveries_per_s
@@ -374,8 +378,4 @@ fn main() {
         let (plain, tls) = (pick("plain", f), pick("tls", f));
         println!("| {label} | {plain:.1} | {tls:.1} | {:.2}x |", tls / plain);
     }
-    let mut child = server.child;
-    let _ = child.kill();
-    let mut sink = String::new();
-    let _ = child.stdout.take().map(|mut s| s.read_to_string(&mut sink));
 }
