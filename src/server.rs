@@ -43,6 +43,8 @@ pub struct Shared {
     pub accounts: Option<Arc<Accounts>>,
     /// Connections per client address on the subscriber port.
     pub clients: Clients,
+    /// Self-update: what the last check found, and whether to restart.
+    pub updates: crate::update::Updates,
 }
 
 /// Counts connections per client address.
@@ -96,6 +98,19 @@ impl Drop for ClientSlot<'_> {
 }
 
 impl Shared {
+    /// Pause (or resume) publishing: while paused every publish — control
+    /// port, UDP, HTTP API, admin UI — is refused with an error, and
+    /// subscribers stay connected.
+    pub fn set_publishing_paused(&self, paused: bool) {
+        if self.hub.set_paused(paused) != paused {
+            info!("publishing {}", if paused { "paused" } else { "resumed" });
+        }
+    }
+
+    pub fn publishing_paused(&self) -> bool {
+        self.hub.paused()
+    }
+
     /// Re-read the configuration (SIGHUP). On error the old one stays.
     pub fn reload(&self) -> anyhow::Result<()> {
         let ui = self
@@ -213,6 +228,7 @@ impl Server {
             persister,
             accounts,
             clients: Clients::default(),
+            updates: Default::default(),
         });
         Ok(Server {
             shared,

@@ -31,6 +31,10 @@ fn help_and_version() {
         "-SubscriberDynamicPageAddress",
         "-MaxMessagesPerChannel",
         "-Key.mode",
+        "-LogDirectory",
+        "meteord.YYYY-MM-DD.log",
+        "update --check",
+        "--no-tray",
     ] {
         assert!(help.contains(key), "{key} missing from --help");
     }
@@ -231,6 +235,9 @@ fn sigterm_shuts_down_gracefully_with_shutdown_messages() {
 fn default_config_location_falls_back_to_the_builtin_configuration() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_meteord"))
         .args([
+            "--no-tray",
+            "-LogDirectory",
+            "off",
             "-ControllerPort",
             "0",
             "-SubscriberPort",

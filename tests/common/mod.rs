@@ -319,6 +319,11 @@ impl Process {
         if !args.iter().any(|a| a.starts_with("-Persistence")) {
             command.args(["-Persistence", "off"]);
         }
+        // Never a tray icon, even from a `tray` build on a desktop.
+        command.arg("--no-tray");
+        if !args.iter().any(|a| a.starts_with("-LogDirectory")) {
+            command.args(["-LogDirectory", "off"]);
+        }
         let data = if args.iter().any(|a| a.starts_with("-DataDirectory")) {
             None
         } else {
