@@ -316,7 +316,12 @@ async fn a_running_server_updates_and_restarts_on_the_same_ports() {
     let installed = install_copy();
     let mut newer = installed.original.clone();
     newer.extend_from_slice(MARKER);
-    feed.offer(sign(&archive(&newer), &test_key(), &asset_name()));
+    let signed = sign(&archive(&newer), &test_key(), &asset_name());
+    // First the feed serves a tampered copy.
+    let mut tampered = signed.clone();
+    let at = tampered.len() - 12;
+    tampered[at] ^= 0x01;
+    feed.offer(tampered);
     let data = tempfile::tempdir().unwrap();
     let (control_port, subscriber_port, admin_port) = (free_port(), free_port(), free_port());
 
@@ -417,6 +422,23 @@ async fn a_running_server_updates_and_restarts_on_the_same_ports() {
         "{}",
         text(&dashboard.body)
     );
+    // The tampered update is refused; the server runs on, unchanged.
+    let refused = admin_form(admin, "/update/install", &cookie, &[("csrf", &csrf)]).await;
+    assert_eq!(refused.status, 303);
+    let dashboard = common::request(admin, "GET", "/", &[("Cookie", &cookie)], b"").await;
+    assert!(
+        text(&dashboard.body).contains("the update was refused, its signature does not verify"),
+        "{}",
+        text(&dashboard.body)
+    );
+    assert!(std::fs::read(&installed.exe).unwrap() == installed.original);
+    assert!(child.try_wait().unwrap().is_none(), "the server exited");
+    let mut publisher = common::Control::connect(control).await;
+    assert_eq!(publisher.command("COUNTSUBSCRIBERS kept").await, "OK 1\r\n");
+    drop(publisher);
+
+    // Then the genuine one: installed, and the server restarts into it.
+    feed.offer(signed);
     let _ = admin_form(admin, "/update/install", &cookie, &[("csrf", &csrf)]).await;
 
     wait_log("restarting into the updated executable".into(), 1).await;
