@@ -13,19 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(libgtk-3-dev libayatana-appindicator3-dev xvfb trayer dbus-x11 imagemagick xdotool)
-missing=()
-for pkg in "${PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    if [ "$(id -u)" -ne 0 ]; then
-        echo "tray-test.sh: missing packages ${missing[*]}; run as root to install them" >&2
-        exit 1
-    fi
-    echo "tray-test.sh: installing ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+bash scripts/ensure-packages.sh "${PACKAGES[@]}"
 
 BIN=${METEORD_BIN:-target/debug/meteord}
 if [ ! -x "$BIN" ]; then

@@ -323,47 +323,8 @@ fn sighup_reloads_under_load_lose_nothing() {
 fn without_a_display_the_server_runs_headless() {
     // No --no-tray: a `tray` build looks for a display, finds none and
     // says so; a default build has no tray to look for.
-    let data = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_meteord"))
-        .args([
-            "-ConfigFileLocation",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/assets/meteord.conf"),
-        ])
-        .args(["-DataDirectory", data.path().to_str().unwrap()])
-        .args([
-            "-LogDirectory",
-            "off",
-            "-Persistence",
-            "off",
-            "-AdminPort",
-            "0",
-        ])
-        .args([
-            "-ControllerPort",
-            "0",
-            "-SubscriberPort",
-            "0",
-            "-SubscriberIP",
-            "127.0.0.1",
-        ])
-        .env_remove("DISPLAY")
-        .env_remove("WAYLAND_DISPLAY")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut lines = Vec::new();
-    for line in std::io::BufRead::lines(stderr) {
-        let line = line.unwrap();
-        let serving = line.contains("control listening on");
-        lines.push(line);
-        if serving {
-            break;
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    let log = lines.join("\n");
+    let process = Process::start_without_display(&[]);
+    let log = process.log.lock().unwrap().join("\n");
     let said_headless = log.contains("no display (DISPLAY, WAYLAND_DISPLAY): running headless");
     assert_eq!(said_headless, cfg!(feature = "tray"), "{log}");
     assert!(!log.contains("tray icon ready"), "{log}");

@@ -134,6 +134,15 @@ struct Installed {
     original: Vec<u8>,
 }
 
+impl Installed {
+    /// "A newer build": the same program with a marker appended.
+    fn newer(&self) -> Vec<u8> {
+        let mut newer = self.original.clone();
+        newer.extend_from_slice(MARKER);
+        newer
+    }
+}
+
 fn install_copy() -> Installed {
     let dir = tempfile::tempdir().unwrap();
     let exe = dir.path().join("meteord");
@@ -174,8 +183,7 @@ fn text(bytes: &[u8]) -> String {
 async fn a_signed_update_is_installed() {
     let feed = Feed::start().await;
     let installed = install_copy();
-    let mut newer = installed.original.clone();
-    newer.extend_from_slice(MARKER);
+    let newer = installed.newer();
     feed.offer(sign(&archive(&newer), &test_key(), &asset_name()));
 
     let exe = installed.exe.clone();
@@ -314,8 +322,7 @@ fn free_port() -> u16 {
 async fn a_running_server_updates_and_restarts_on_the_same_ports() {
     let feed = Feed::start().await;
     let installed = install_copy();
-    let mut newer = installed.original.clone();
-    newer.extend_from_slice(MARKER);
+    let newer = installed.newer();
     let signed = sign(&archive(&newer), &test_key(), &asset_name());
     // First the feed serves a tampered copy.
     let mut tampered = signed.clone();
