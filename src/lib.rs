@@ -23,9 +23,14 @@
 //! - [`store`]: the SQLite database — persistence of the caches, accounts.
 //! - [`settings`]: channel rules and settings changed at run time.
 //! - [`server`]: binding, accept loops, housekeeping, signals, shutdown.
+//! - [`app`]: the process around the server: runtime, tray icon (cargo
+//!   feature `tray`, module `tray`), restart after an update.
+//! - [`update`]: self-update from a signed release feed.
+//! - [`logging`]: standard error and the daily log files.
 
 pub mod admin;
 pub mod api;
+pub mod app;
 pub mod assets;
 pub mod config;
 pub mod control;
@@ -37,6 +42,9 @@ pub mod store;
 pub mod subscriber;
 pub mod template;
 pub mod tls;
+#[cfg(feature = "tray")]
+pub mod tray;
+pub mod update;
 
 pub use config::Config;
 pub use server::Server;

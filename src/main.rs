@@ -1,10 +1,11 @@
 //! The `meteord` binary: parse the command line, load the configuration,
-//! bind, and serve until a signal says stop.
+//! and serve until a signal (or the tray, or the admin UI) says stop — or
+//! update this executable (`meteord update`).
 
 use std::process::ExitCode;
 
-use meteord::config::{cli, parse_args, Config, Invocation};
-use meteord::server::{handle_signals, Server};
+use meteord::app::{self, Exit};
+use meteord::config::{cli, parse_args, Config, Invocation, LegacyArgs};
 
 fn main() -> ExitCode {
     let invocation = match parse_args(std::env::args().skip(1)) {
@@ -14,7 +15,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let args = match invocation {
+    let (args, tray) = match invocation {
         Invocation::Help => {
             print!("{}", cli::help_text());
             return ExitCode::SUCCESS;
@@ -23,7 +24,8 @@ fn main() -> ExitCode {
             println!("meteord {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
-        Invocation::Run(args) => args,
+        Invocation::Update { args, check_only } => return update(&args, check_only),
+        Invocation::Run { args, no_tray } => (args, !no_tray),
     };
     let config = match Config::load(&args) {
         Ok(config) => config,
@@ -32,35 +34,53 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let _log = meteord::logging::init(config.debug, &config.log_time_format);
+    let log = meteord::logging::init(&config.log_settings());
     match &config.file {
         Some(path) => tracing::info!("configuration from {}", path.display()),
         None => tracing::info!("no configuration file; using the built-in configuration"),
+    }
+    match meteord::logging::directory() {
+        Some(dir) => tracing::info!("log files in {}", dir.display()),
+        None => tracing::info!("no log files; logging to standard error only"),
     }
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("meteord: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
+    match app::run(config, args, tray) {
+        Ok(Exit::Stopped) => ExitCode::SUCCESS,
+        Ok(Exit::Restart) => {
+            tracing::info!("restarting into the updated executable");
+            // Flush the log before this process image is replaced.
+            drop(log);
+            let e = meteord::update::restart();
+            eprintln!("meteord: {e:#}");
+            ExitCode::FAILURE
         }
-    };
-    let result = runtime.block_on(async move {
-        let server = Server::bind(config, args).await?;
-        tokio::spawn(handle_signals(server.shared())?);
-        server.run().await
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("meteord: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `meteord update [--check]`.
+fn update(args: &LegacyArgs, check_only: bool) -> ExitCode {
+    let config = match Config::load(args) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("meteord: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match meteord::update::run_cli(&config, check_only) {
+        Ok(message) => {
+            println!("{message}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("meteord update: {e}");
             ExitCode::FAILURE
         }
     }

@@ -45,6 +45,8 @@ pub struct Shared {
     pub clients: Clients,
     /// The certificate, when TLS is on.
     pub tls: Option<Arc<crate::tls::Tls>>,
+    /// Self-update: what the last check found, and whether to restart.
+    pub updates: crate::update::Updates,
 }
 
 /// Counts connections per client address.
@@ -98,6 +100,19 @@ impl Drop for ClientSlot<'_> {
 }
 
 impl Shared {
+    /// Pause (or resume) publishing: while paused every publish — control
+    /// port, UDP, HTTP API, admin UI — is refused with an error, and
+    /// subscribers stay connected.
+    pub fn set_publishing_paused(&self, paused: bool) {
+        if self.hub.set_paused(paused) != paused {
+            info!("publishing {}", if paused { "paused" } else { "resumed" });
+        }
+    }
+
+    pub fn publishing_paused(&self) -> bool {
+        self.hub.paused()
+    }
+
     /// Re-read the configuration (SIGHUP). On error the old one stays.
     pub fn reload(&self) -> anyhow::Result<()> {
         let ui = self
@@ -238,6 +253,7 @@ impl Server {
             accounts,
             clients: Clients::default(),
             tls,
+            updates: Default::default(),
         });
         Ok(Server {
             shared,

@@ -111,10 +111,15 @@ impl ChannelRules {
 }
 
 /// May the admin UI change this key? Global keys only, and not where the
-/// config file is (nor help).
+/// config file is (nor help), nor the log files, which are set up before
+/// the database (and its saved settings) is opened.
 pub fn settable(key: &str) -> bool {
     keys::find(key).is_some_and(|k| {
-        k.scope == keys::Scope::Global && !matches!(k.name, "ConfigFileLocation" | "Help")
+        k.scope == keys::Scope::Global
+            && !matches!(
+                k.name,
+                "ConfigFileLocation" | "Help" | "LogDirectory" | "LogFormat" | "LogRetention"
+            )
     })
 }
 

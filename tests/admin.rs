@@ -1032,8 +1032,16 @@ async fn the_live_endpoint_streams_samples() {
 #[tokio::test]
 async fn secrets_never_reach_the_log() {
     // The real binary with debug logging: passwords, session, CSRF and API
-    // tokens must not appear in anything it writes.
-    let process = common::Process::start(&["-d"]);
+    // tokens must not appear in anything it writes, on standard error or
+    // in its log files (JSON here; text files are the same events).
+    let logs = tempfile::tempdir().unwrap();
+    let mut process = common::Process::start(&[
+        "-d",
+        "-LogDirectory",
+        logs.path().to_str().unwrap(),
+        "-LogFormat",
+        "json",
+    ]);
     process.wait_log("admin listening on ");
     let admin: SocketAddr = {
         let log = process.log.lock().unwrap();
@@ -1072,6 +1080,15 @@ async fn secrets_never_reach_the_log() {
         .await;
     assert_eq!(signed.status, 303);
     let session = browser.session().unwrap().to_string();
+    // The dashboard says where the log files are.
+    let dashboard = html(&browser.get("/").await);
+    assert!(
+        dashboard.contains(&format!(
+            "<code id=\"log-directory\">{}</code>",
+            logs.path().display()
+        )),
+        "{dashboard}"
+    );
     let csrf = browser.csrf("/tokens").await;
     let made = browser
         .post("/tokens", &[("csrf", &csrf), ("name", "logged?")])
@@ -1091,7 +1108,16 @@ async fn secrets_never_reach_the_log() {
         303
     );
     process.wait_log("signed out");
-    let log = process.log.lock().unwrap().join("\n");
+    // Stopped, so that the file writer has flushed everything.
+    process.signal(libc::SIGTERM);
+    assert_eq!(process.wait_exit(Duration::from_secs(15)), Some(0));
+    let mut files = String::new();
+    for entry in std::fs::read_dir(logs.path()).unwrap() {
+        files.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
+    }
+    assert!(files.contains("failed sign-in"), "{files}");
+    assert!(files.contains("signed out"), "{files}");
+    let log = process.log.lock().unwrap().join("\n") + "\n" + &files;
     assert!(log.contains("failed sign-in"), "{log}");
     for secret in [
         PASSWORD,
@@ -1102,4 +1128,50 @@ async fn secrets_never_reach_the_log() {
     ] {
         assert!(!log.contains(secret), "{secret:?} in the log:\n{log}");
     }
+}
+
+#[tokio::test]
+async fn pause_and_resume_publishing_from_the_dashboard() {
+    let (server, mut browser) = signed_in().await;
+    let dashboard = html(&browser.get("/").await);
+    assert!(dashboard.contains("Pause publishing"), "{dashboard}");
+    let paused = browser.submit("/", "/publishing", &[("paused", "1")]).await;
+    assert_eq!(paused.status, 303, "{}", html(&paused));
+    assert!(server.shared.publishing_paused());
+    let mut control = server.control().await;
+    assert_eq!(
+        control.command("ADDMESSAGE c x").await,
+        "ERR Publishing is paused\r\n"
+    );
+    // The publish form says why nothing was published.
+    let refused = browser
+        .submit("/channels/c", "/channels/c/publish", &[("text", "hello")])
+        .await;
+    assert_eq!(refused.status, 422);
+    assert!(html(&refused).contains("Publishing is paused"));
+    assert!(server.shared.hub.messages(b"c").is_empty());
+    let dashboard = html(&browser.get("/").await);
+    assert!(dashboard.contains("Resume publishing"), "{dashboard}");
+    let resumed = browser.submit("/", "/publishing", &[("paused", "0")]).await;
+    assert_eq!(resumed.status, 303);
+    assert_eq!(control.command("ADDMESSAGE c x").await, "OK\t0\r\n");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn update_buttons_report_a_missing_feed() {
+    let (server, mut browser) = signed_in().await;
+    let dashboard = html(&browser.get("/").await);
+    assert!(
+        dashboard.contains("no <code>UpdateFeed</code> is configured"),
+        "{dashboard}"
+    );
+    let checked = browser.submit("/", "/update/check", &[]).await;
+    assert_eq!(checked.status, 303);
+    let dashboard = html(&browser.get("/").await);
+    assert!(
+        dashboard.contains("Updating is off: no UpdateFeed is configured"),
+        "{dashboard}"
+    );
+    server.stop().await;
 }

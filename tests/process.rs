@@ -31,6 +31,10 @@ fn help_and_version() {
         "-SubscriberDynamicPageAddress",
         "-MaxMessagesPerChannel",
         "-Key.mode",
+        "-LogDirectory",
+        "meteord.YYYY-MM-DD.log",
+        "update --check",
+        "--no-tray",
     ] {
         assert!(help.contains(key), "{key} missing from --help");
     }
@@ -231,6 +235,9 @@ fn sigterm_shuts_down_gracefully_with_shutdown_messages() {
 fn default_config_location_falls_back_to_the_builtin_configuration() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_meteord"))
         .args([
+            "--no-tray",
+            "-LogDirectory",
+            "off",
             "-ControllerPort",
             "0",
             "-SubscriberPort",
@@ -310,4 +317,15 @@ fn sighup_reloads_under_load_lose_nothing() {
         assert_eq!(ids, (0..2000).collect::<Vec<_>>());
     });
     process.wait_log("SIGHUP");
+}
+
+#[test]
+fn without_a_display_the_server_runs_headless() {
+    // No --no-tray: a `tray` build looks for a display, finds none and
+    // says so; a default build has no tray to look for.
+    let process = Process::start_without_display(&[]);
+    let log = process.log.lock().unwrap().join("\n");
+    let said_headless = log.contains("no display (DISPLAY, WAYLAND_DISPLAY): running headless");
+    assert_eq!(said_headless, cfg!(feature = "tray"), "{log}");
+    assert!(!log.contains("tray icon ready"), "{log}");
 }

@@ -277,7 +277,9 @@ pub async fn publish(
     }
     let text = form.text("text");
     let escape = form.checked("escape");
-    let error = if text.is_empty() {
+    let error = if admin.shared.publishing_paused() {
+        Some("Publishing is paused; resume it on the dashboard.".to_string())
+    } else if text.is_empty() {
         Some("Type a message to publish.".to_string())
     } else if text.len() > crate::control::MAX_LINE {
         Some(format!(

@@ -35,6 +35,23 @@ struct DashboardPage {
     persistence_note: &'static str,
     /// What, where, and a note.
     listeners: Vec<(&'static str, String, &'static str)>,
+    paused: bool,
+    /// The folder of the log files, if they are written.
+    log_directory: Option<String>,
+    log_files: String,
+    update: UpdateView,
+}
+
+/// The dashboard's update card.
+struct UpdateView {
+    /// Empty when no UpdateFeed is configured.
+    feed: String,
+    channel: String,
+    auto: String,
+    last_check: Option<u64>,
+    available: Option<String>,
+    last_error: Option<String>,
+    installing: bool,
 }
 
 impl DashboardPage {
@@ -117,6 +134,24 @@ pub async fn page(State(admin): State<Arc<Admin>>, viewer: Viewer) -> Response {
         ));
         listeners.push(("Certificate SHA-256", tls.fingerprint(), ""));
     }
+    let updates = shared.updates.status();
+    let update = UpdateView {
+        feed: config.update_feed.clone(),
+        channel: format!("{:?}", config.update_channel).to_lowercase(),
+        auto: format!("{:?}", config.auto_update).to_lowercase(),
+        last_check: updates
+            .last_check
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs()),
+        available: updates.available.map(|a| a.version),
+        last_error: updates.last_error,
+        installing: updates.installing,
+    };
+    let format = format!("{:?}", config.log_format).to_lowercase();
+    let log_files = match config.log_retention {
+        0 => format!("one file a day ({format}), all kept"),
+        n => format!("one file a day ({format}), the newest {n} kept"),
+    };
     let page = DashboardPage {
         layout: viewer.layout("Dashboard", "dashboard"),
         version: stats["version"].as_str().unwrap_or_default().to_string(),
@@ -145,6 +180,10 @@ pub async fn page(State(admin): State<Arc<Admin>>, viewer: Viewer) -> Response {
         last_error: persisted.and_then(|p| p.last_error),
         persistence_note,
         listeners,
+        paused: shared.publishing_paused(),
+        log_directory: crate::logging::directory().map(|d| d.display().to_string()),
+        log_files,
+        update,
     };
     viewer.page(StatusCode::OK, &page)
 }

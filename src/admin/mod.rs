@@ -15,12 +15,15 @@
 //! | `GET /channel-settings`, `POST /channel-settings`, `POST /channel-settings/delete` | channel rules |
 //! | `GET /settings`, `POST /settings`, `POST /settings/reset` | global settings |
 //! | `GET /tokens`, `POST /tokens`, `POST /tokens/{id}/revoke`, `POST /password` | API tokens, password |
+//! | `POST /publishing` | pause or resume publishing |
+//! | `POST /update/check`, `POST /update/install` | look for an update; install it and restart |
 //! | `GET /static/{file}` | CSS, JavaScript, icon |
 //!
 //! Security: see `auth.rs`. Every page but the login, first-run and static
 //! ones needs a session; every form POST carries the session's CSRF token
 //! and must come from this origin.
 
+mod appliance;
 mod auth;
 mod channels;
 mod config_pages;
@@ -176,6 +179,9 @@ fn app(admin: Arc<Admin>) -> Router {
         )
         .route("/tokens/{id}/revoke", post(config_pages::revoke_token))
         .route("/password", post(config_pages::change_password))
+        .route("/publishing", post(appliance::set_publishing))
+        .route("/update/check", post(appliance::check))
+        .route("/update/install", post(appliance::install))
         .route("/static/{*path}", get(static_file))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(admin.clone(), first_run))

@@ -126,6 +126,9 @@ async fn publish(
     } else {
         body
     };
+    if shared.hub.paused() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, crate::hub::PAUSED);
+    }
     let id = shared.hub.publish(name.as_bytes(), text);
     if let Some(persister) = &shared.persister {
         persister.wait_durable(id).await;

@@ -1,6 +1,9 @@
 //! The command line: meteord's `-Key value` options, plus `--help` and
 //! `--version` in the modern spelling.
 //!
+//! Besides those: `meteord update [--check]` (self-update) and
+//! `--no-tray` (run headless even where a tray icon could show).
+//!
 //! Legacy rules: a key may be abbreviated to any unambiguous prefix (case
 //! does not matter), `-Key.mode` sets a key for one mode, `-d` means
 //! `-Debug`, a key not followed by a value is set to `1`, and a value that
@@ -14,7 +17,16 @@ use super::keys::{self, PrefixError};
 /// What the command line asks for.
 #[derive(Debug)]
 pub enum Invocation {
-    Run(LegacyArgs),
+    /// Serve. `no_tray`: no tray icon even when the build has one.
+    Run {
+        args: LegacyArgs,
+        no_tray: bool,
+    },
+    /// `meteord update [--check]`: update this executable from UpdateFeed.
+    Update {
+        args: LegacyArgs,
+        check_only: bool,
+    },
     Help,
     Version,
 }
@@ -62,7 +74,20 @@ where
     I: IntoIterator<Item = S>,
     S: Into<String>,
 {
-    let args: Vec<String> = args.into_iter().map(Into::into).collect();
+    let mut args: Vec<String> = args.into_iter().map(Into::into).collect();
+    // A legacy command line starts with a -Key, so a first word is free
+    // for subcommands.
+    let update = args.first().is_some_and(|a| a == "update");
+    if update {
+        args.remove(0);
+    }
+    let flag = |args: &mut Vec<String>, name: &str| {
+        let before = args.len();
+        args.retain(|a| a != name);
+        args.len() != before
+    };
+    let check_only = update && flag(&mut args, "--check");
+    let no_tray = !update && flag(&mut args, "--no-tray");
     if args.iter().any(|a| a == "--help") {
         return Ok(Invocation::Help);
     }
@@ -110,12 +135,28 @@ where
         };
         parsed.set(key.name, mode, value);
     }
-    Ok(Invocation::Run(parsed))
+    Ok(if update {
+        Invocation::Update {
+            args: parsed,
+            check_only,
+        }
+    } else {
+        Invocation::Run {
+            args: parsed,
+            no_tray,
+        }
+    })
 }
 
 /// The `--help` text: the modern usage line and every legacy key.
 pub fn help_text() -> String {
-    let mut legacy = String::from("Options (meteord 1.06 style, any unambiguous prefix; -Key.mode sets a key for one [mode]):\n");
+    let mut legacy = String::from(
+        "Commands and flags:\n  \
+         update                          Install the newest signed release from UpdateFeed over this program\n  \
+         update --check                  Only say whether a newer release is available\n  \
+         --no-tray                       No tray icon, even in a desktop build (services, servers, Raspberry Pi)\n\n",
+    );
+    legacy.push_str("Options (meteord 1.06 style, any unambiguous prefix; -Key.mode sets a key for one [mode]):\n");
     for key in keys::KEYS.iter().filter(|k| k.name != "Help") {
         let default = if key.default.len() > 40 {
             format!("{}...", &key.default[..37])
@@ -133,10 +174,18 @@ pub fn help_text() -> String {
     legacy.push_str(
         "\nWithout a config file at the default location (/etc/meteord.conf) the built-in\nconfiguration is used: every mode of the meteord 1.06 example config.\n",
     );
+    let default_logs = crate::logging::default_directory(&crate::store::default_data_dir());
+    legacy.push_str(&format!(
+        "\nLogs: standard error, and one file a day (meteord.YYYY-MM-DD.log) in LogDirectory,\nby default {}\n",
+        default_logs.display()
+    ));
     clap::Command::new("meteord")
         .version(env!("CARGO_PKG_VERSION"))
         .about("Realtime HTTP push server, a drop-in replacement for meteord 1.06")
-        .override_usage("meteord [-Key value]...\n       meteord --help | --version")
+        .override_usage(
+            "meteord [--no-tray] [-Key value]...\n       meteord update [--check] [-Key value]...\n       meteord --help | --version",
+        )
+
         .disable_help_flag(true)
         .disable_version_flag(true)
         .after_help(legacy)
@@ -150,9 +199,40 @@ mod tests {
 
     fn run(args: &[&str]) -> LegacyArgs {
         match parse_args(args.iter().copied()).unwrap() {
-            Invocation::Run(a) => a,
+            Invocation::Run {
+                args,
+                no_tray: false,
+            } => args,
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn subcommand_and_flags() {
+        match parse_args(["update", "--check", "-UpdateFeed", "http://x/m.json"]).unwrap() {
+            Invocation::Update { args, check_only } => {
+                assert!(check_only);
+                assert_eq!(args.get("UpdateFeed", None), Some("http://x/m.json"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse_args(["update"]),
+            Ok(Invocation::Update {
+                check_only: false,
+                ..
+            })
+        ));
+        match parse_args(["-d", "--no-tray", "-ControllerPort", "5"]).unwrap() {
+            Invocation::Run { args, no_tray } => {
+                assert!(no_tray);
+                assert_eq!(args.get("ControllerPort", None), Some("5"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse_args(["update", "--no-tray"]).is_err());
+        assert!(help_text().contains("--no-tray"));
+        assert!(help_text().contains("LogDirectory"));
     }
 
     #[test]

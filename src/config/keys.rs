@@ -52,6 +52,12 @@ pub const KEYS: &[Key] = &[
         help: "Web origins whose pages may read /sse and /poll responses: * for any, or a space-separated list such as https://app.example.com",
     },
     Key {
+        name: "AutoUpdate",
+        default: "check",
+        scope: Scope::Global,
+        help: "Updates from UpdateFeed: off (only when asked), check (look once a day and report in the log, admin UI and tray) or install (also install and restart by itself)",
+    },
+    Key {
         name: "ChannelInfoTemplate",
         default: "<script>ch(\"~name~\", ~lastMsgID~);</script>\\r\\n",
         scope: Scope::PerMode,
@@ -128,6 +134,24 @@ pub const KEYS: &[Key] = &[
         default: "0",
         scope: Scope::Global,
         help: "With TLS on: send Strict-Transport-Security with this max-age in seconds (0: do not send it)",
+    },
+    Key {
+        name: "LogDirectory",
+        default: "",
+        scope: Scope::Global,
+        help: "Directory of the daily log files (empty: /var/log/meteord for root on Linux, else the logs folder of the data directory; off: standard error only)",
+    },
+    Key {
+        name: "LogFormat",
+        default: "text",
+        scope: Scope::Global,
+        help: "Format of the log files: text, or json (one JSON object a line); standard error is always text",
+    },
+    Key {
+        name: "LogRetention",
+        default: "14",
+        scope: Scope::Global,
+        help: "Daily log files kept; older ones are deleted (0: keep all)",
     },
     Key {
         name: "LogTimeFormat",
@@ -259,7 +283,7 @@ pub const KEYS: &[Key] = &[
         name: "SyslogFacility",
         default: "daemon",
         scope: Scope::Global,
-        help: "Accepted for compatibility; logs go to standard error",
+        help: "Accepted for compatibility; logs go to standard error and LogDirectory",
     },
     Key {
         name: "TLS",
@@ -296,6 +320,18 @@ pub const KEYS: &[Key] = &[
         default: "0",
         scope: Scope::Global,
         help: "UDP port accepting one ADDMESSAGE per datagram (0: off)",
+    },
+    Key {
+        name: "UpdateChannel",
+        default: "stable",
+        scope: Scope::Global,
+        help: "Releases to update to: stable, or beta (pre-releases too)",
+    },
+    Key {
+        name: "UpdateFeed",
+        default: "",
+        scope: Scope::Global,
+        help: "URL of the release manifest (JSON) updates come from; empty: updating is off",
     },
 ];
 

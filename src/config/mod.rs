@@ -140,6 +140,15 @@ pub struct Config {
     pub debug: bool,
     pub directory_index: String,
     pub log_time_format: String,
+    /// Where the daily log files go (`None`: `LogDirectory off`).
+    pub log_directory: Option<PathBuf>,
+    /// Log files kept (0: all).
+    pub log_retention: usize,
+    pub log_format: crate::logging::LogFormat,
+    pub auto_update: crate::update::AutoUpdate,
+    /// The release manifest's URL; empty: updating is off.
+    pub update_feed: String,
+    pub update_channel: crate::update::UpdateChannel,
     pub max_controller_connections: u64,
     pub max_subscriber_connections: u64,
     pub max_message_age: u64,
@@ -174,6 +183,17 @@ impl Config {
         match &self.controller_allow {
             None => true,
             Some(nets) => nets.iter().any(|n| n.contains(&ip)),
+        }
+    }
+
+    /// How logging is set up (at start; a reload does not change it).
+    pub fn log_settings(&self) -> crate::logging::LogSettings {
+        crate::logging::LogSettings {
+            debug: self.debug,
+            unix_time: self.log_time_format.eq_ignore_ascii_case("unix"),
+            directory: self.log_directory.clone(),
+            retention: self.log_retention,
+            format: self.log_format,
         }
     }
 
@@ -329,6 +349,31 @@ impl Config {
         };
         let snapshot_interval = resolver.number("SnapshotInterval", None)?.max(1);
 
+        let log_directory = match resolver.string("LogDirectory", None).trim() {
+            "" => Some(crate::logging::default_directory(&data_directory)),
+            off if off.eq_ignore_ascii_case("off") => None,
+            dir => Some(PathBuf::from(dir)),
+        };
+        let log_format = resolver
+            .string("LogFormat", None)
+            .parse()
+            .map_err(|e: String| resolver.invalid("LogFormat", None, &e))?;
+        let auto_update = resolver
+            .string("AutoUpdate", None)
+            .parse()
+            .map_err(|e: String| resolver.invalid("AutoUpdate", None, &e))?;
+        let update_channel = resolver
+            .string("UpdateChannel", None)
+            .parse()
+            .map_err(|e: String| resolver.invalid("UpdateChannel", None, &e))?;
+        let update_feed = resolver.string("UpdateFeed", None).trim().to_string();
+        if !(update_feed.is_empty()
+            || update_feed.starts_with("https://")
+            || update_feed.starts_with("http://"))
+        {
+            return Err(resolver.invalid("UpdateFeed", None, "expected an http(s):// URL"));
+        }
+
         let metrics = match resolver
             .string("Metrics", None)
             .trim()
@@ -394,6 +439,12 @@ impl Config {
             debug: resolver.flag("Debug", None)?,
             directory_index: resolver.string("DirectoryIndex", None),
             log_time_format: resolver.string("LogTimeFormat", None),
+            log_directory,
+            log_retention: resolver.number("LogRetention", None)? as usize,
+            log_format,
+            auto_update,
+            update_feed,
+            update_channel,
             max_controller_connections: resolver.number("MaxControllerConnections", None)?,
             max_subscriber_connections: resolver.number("MaxSubscriberConnections", None)?,
             max_message_age: resolver.number("MaxMessageAge", None)?,

@@ -26,6 +26,7 @@ pub const ERR_SYNTAX: &[u8] = b"ERR Invalid command syntax\r\n";
 pub const ERR_TOO_LONG: &[u8] = b"ERR Line too long\r\n";
 pub const ERR_BUSY: &[u8] = b"ERR Too many connections\r\n";
 pub const ERR_NOT_ALLOWED: &[u8] = b"ERR Not allowed\r\n";
+pub const ERR_PAUSED: &[u8] = b"ERR Publishing is paused\r\n";
 
 pub fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r')

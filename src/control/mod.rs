@@ -18,7 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, warn};
 
 pub use command::{is_space, Command};
-use command::{ERR_BUSY, ERR_NOT_ALLOWED, ERR_SYNTAX, ERR_TOO_LONG};
+use command::{ERR_BUSY, ERR_NOT_ALLOWED, ERR_PAUSED, ERR_SYNTAX, ERR_TOO_LONG};
 use lines::{Framed, LineBuffer};
 
 use crate::hub::{Hub, Stat};
@@ -167,6 +167,7 @@ pub enum Executed {
 /// Run one command line, appending its reply.
 pub fn execute(line: &[u8], hub: &Hub, out: &mut Vec<u8>) -> Executed {
     match Command::parse(line) {
+        Command::AddMessage { .. } if hub.paused() => out.extend_from_slice(ERR_PAUSED),
         Command::AddMessage { channel, text } => {
             let id = hub.publish(channel, Bytes::copy_from_slice(text));
             debug!(channel = %String::from_utf8_lossy(channel), id, "message added");

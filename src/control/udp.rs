@@ -37,6 +37,10 @@ pub async fn serve(socket: UdpSocket, shared: Arc<Shared>) {
             continue;
         }
         match parse(&buf[..n]) {
+            // No reply on UDP: the refusal is only logged.
+            Some(_) if shared.hub.paused() => {
+                debug!(%peer, "udp message refused: {}", crate::hub::PAUSED);
+            }
             Some((channel, text)) => {
                 let id = shared.hub.publish(channel, Bytes::copy_from_slice(text));
                 debug!(%peer, id, "udp message added");

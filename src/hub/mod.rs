@@ -47,6 +47,9 @@ pub fn valid_channel_name(name: &str) -> bool {
         && !name.bytes().any(crate::control::is_space)
 }
 
+/// What a publisher is told while publishing is paused.
+pub const PAUSED: &str = "publishing is paused";
+
 /// Explains [`valid_channel_name`] to whoever sent a bad one.
 pub const CHANNEL_NAME_RULE: &str = "a channel name is 1 to 256 bytes without spaces";
 
@@ -256,6 +259,8 @@ pub struct Hub {
     journal: std::sync::OnceLock<Journal>,
     /// Per-channel settings made in the admin UI.
     rules: arc_swap::ArcSwap<ChannelRules>,
+    /// Publishing paused (tray, admin UI): publishers get an error.
+    paused: std::sync::atomic::AtomicBool,
 }
 
 /// Receives each message as it is published (durable persistence).
@@ -297,7 +302,18 @@ impl Hub {
             reserver: std::sync::OnceLock::new(),
             journal: std::sync::OnceLock::new(),
             rules: arc_swap::ArcSwap::from_pointee(ChannelRules::default()),
+            paused: Default::default(),
         }
+    }
+
+    /// Pause or resume publishing; returns whether it was paused. Every
+    /// publishing front end checks [`Hub::paused`] before [`Hub::publish`].
+    pub fn set_paused(&self, paused: bool) -> bool {
+        self.paused.swap(paused, Ordering::AcqRel)
+    }
+
+    pub fn paused(&self) -> bool {
+        self.paused.load(Ordering::Acquire)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

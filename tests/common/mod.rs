@@ -314,6 +314,16 @@ impl Process {
     /// Without `-ConfigFileLocation` in `args`, the repository's copy of the
     /// built-in configuration is named, so no file on the machine matters.
     pub fn start(args: &[&str]) -> Process {
+        Process::launch(args, true)
+    }
+
+    /// Like [`Process::start`], but without `--no-tray` and without a
+    /// display, as a desktop build started on a server would be.
+    pub fn start_without_display(args: &[&str]) -> Process {
+        Process::launch(args, false)
+    }
+
+    fn launch(args: &[&str], no_tray: bool) -> Process {
         let builtin = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/meteord.conf");
         let mut command = Command::new(env!("CARGO_BIN_EXE_meteord"));
         if !args.iter().any(|a| a.starts_with("-ConfigFile")) {
@@ -322,6 +332,15 @@ impl Process {
         // Nothing on disk unless a test asks for it.
         if !args.iter().any(|a| a.starts_with("-Persistence")) {
             command.args(["-Persistence", "off"]);
+        }
+        // Never a tray icon, even from a `tray` build on a desktop.
+        if no_tray {
+            command.arg("--no-tray");
+        } else {
+            command.env_remove("DISPLAY").env_remove("WAYLAND_DISPLAY");
+        }
+        if !args.iter().any(|a| a.starts_with("-LogDirectory")) {
+            command.args(["-LogDirectory", "off"]);
         }
         let data = if args.iter().any(|a| a.starts_with("-DataDirectory")) {
             None

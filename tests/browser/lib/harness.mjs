@@ -42,11 +42,13 @@ export async function startMeteord({ args = [], subscriberPort = 0, dataDir = nu
   const proc = spawn(
     METEORD_BIN,
     [
+      '--no-tray',
       '-ConfigFileLocation', path.join(REPO, 'assets/meteord.conf'),
       '-ControllerPort', '0',
       '-SubscriberPort', String(subscriberPort),
       '-SubscriberIP', '127.0.0.1',
       '-DataDirectory', dir,
+      '-LogDirectory', 'off', // else root's default is /var/log/meteord
       '-AdminUI', '0', // its fixed port would collide between parallel servers
       ...args,
     ],

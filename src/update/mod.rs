@@ -1,0 +1,400 @@
+//! Self-update from a signed release feed.
+//!
+//! The feed (UpdateFeed) is a JSON release manifest, as self_update's
+//! `manifest` backend reads it: releases with a semver version and assets
+//! named `meteord-<version>-<target>.tar.gz`, each signed with the release
+//! key (zipsign, the signature bound to that file name). An update:
+//!
+//! 1. reads the manifest and picks the newest release above the running
+//!    version on the configured channel (stable skips pre-releases);
+//! 2. downloads the archive for this platform and verifies its signature
+//!    against the compiled-in key ([`keys`]) — an unsigned or altered
+//!    archive is refused and nothing is changed;
+//! 3. replaces the executable (self_update's `self_replace`).
+//!
+//! `meteord update` stops there: the file is new, a running server keeps
+//! its old code until it is restarted. Inside a running server (the admin
+//! UI's button, the tray, or `AutoUpdate install`) the server then shuts
+//! down gracefully — the same path as SIGTERM, so the persistence thread's
+//! final write completes — and [`restart`] starts the new executable with
+//! the same arguments. No store write is ever cut short by an update.
+
+pub mod keys;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use self_update::backends::manifest::ManifestSource;
+use self_update::{Release, ReleaseSource as _};
+use tracing::{error, info, warn};
+
+use crate::config::Config;
+use crate::server::Shared;
+
+/// The running version.
+pub const CURRENT_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// How often `AutoUpdate check|install` looks at the feed.
+const CHECK_PERIOD: Duration = Duration::from_secs(24 * 60 * 60);
+/// The first automatic check waits this long after start, so a restart
+/// loop can never hammer the feed.
+const FIRST_CHECK_DELAY: Duration = Duration::from_secs(60);
+const HTTP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The AutoUpdate setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AutoUpdate {
+    /// Only when asked (`meteord update`, the admin UI, the tray).
+    Off,
+    /// Look once a day and report a newer release; never install by itself.
+    Check,
+    /// Look once a day, install and restart.
+    Install,
+}
+
+impl std::str::FromStr for AutoUpdate {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "off" | "0" => Ok(AutoUpdate::Off),
+            "check" | "" => Ok(AutoUpdate::Check),
+            "install" | "1" => Ok(AutoUpdate::Install),
+            other => Err(format!("'{other}' is not off, check or install")),
+        }
+    }
+}
+
+/// The UpdateChannel setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateChannel {
+    /// Releases without a pre-release part (1.2.0, not 1.2.0-beta.1).
+    Stable,
+    /// Every release, pre-releases included.
+    Beta,
+}
+
+impl std::str::FromStr for UpdateChannel {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "stable" | "" => Ok(UpdateChannel::Stable),
+            "beta" => Ok(UpdateChannel::Beta),
+            other => Err(format!("'{other}' is not stable or beta")),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpdateError {
+    #[error("updating is off: no UpdateFeed is configured")]
+    NoFeed,
+    #[error("no trusted update key is built in; refusing to install unverified updates")]
+    NoKeys,
+    #[error("bad update key: {0}")]
+    BadKey(String),
+    #[error("cannot read the release feed {url}: {message}")]
+    Feed { url: String, message: String },
+    #[error("release {version} has no download for this platform ({target})")]
+    NoAsset { version: String, target: String },
+    #[error("the update was refused, its signature does not verify against the trusted release key ({0}); the installed program was not changed")]
+    Signature(String),
+    #[error("the update failed: {0}; the installed program was not changed")]
+    Install(String),
+    #[error("an update is already being installed")]
+    Busy,
+}
+
+/// A release newer than the running one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Available {
+    pub version: String,
+    pub asset: String,
+}
+
+/// What the server knows about updates, for the admin UI and the tray.
+#[derive(Debug, Clone, Default)]
+pub struct Status {
+    pub last_check: Option<SystemTime>,
+    /// From the last check.
+    pub available: Option<Available>,
+    pub last_error: Option<String>,
+    pub installing: bool,
+}
+
+/// Update state kept with the server.
+#[derive(Default)]
+pub struct Updates {
+    status: Mutex<Status>,
+    /// Set once a new executable is in place: exit into it.
+    restart: AtomicBool,
+}
+
+impl Updates {
+    pub fn status(&self) -> Status {
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn edit<T>(&self, f: impl FnOnce(&mut Status) -> T) -> T {
+        f(&mut self.status.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// True when the server stopped to restart into a new executable.
+    pub fn restart_pending(&self) -> bool {
+        self.restart.load(Ordering::Acquire)
+    }
+}
+
+fn feed_url(config: &Config) -> Result<&str, UpdateError> {
+    match config.update_feed.as_str() {
+        "" => Err(UpdateError::NoFeed),
+        url => Ok(url),
+    }
+}
+
+/// Read the feed: the newest release above the running version on the
+/// configured channel that has a download for this platform. Blocking.
+pub fn check(config: &Config) -> Result<Option<Available>, UpdateError> {
+    let url = feed_url(config)?;
+    let mut source = ManifestSource::new(url);
+    source.timeout(HTTP_TIMEOUT);
+    let releases = source.get_releases().map_err(|e| UpdateError::Feed {
+        url: url.to_string(),
+        message: e.to_string(),
+    })?;
+    newest(&releases, config.update_channel, CURRENT_VERSION)
+}
+
+/// Pick the release to update to from a feed's releases.
+fn newest(
+    releases: &[Release],
+    channel: UpdateChannel,
+    current: &str,
+) -> Result<Option<Available>, UpdateError> {
+    let current = semver::Version::parse(current).expect("the package version is semver");
+    let best = releases
+        .iter()
+        .filter_map(|r| Some((semver::Version::parse(r.version()).ok()?, r)))
+        .filter(|(v, _)| *v > current && (channel == UpdateChannel::Beta || v.pre.is_empty()))
+        .max_by(|(a, _), (b, _)| a.cmp(b));
+    let Some((version, release)) = best else {
+        return Ok(None);
+    };
+    let target = self_update::get_target();
+    match release.asset_for(target, None) {
+        Some(asset) => Ok(Some(Available {
+            version: version.to_string(),
+            asset: asset.name().to_string(),
+        })),
+        None => Err(UpdateError::NoAsset {
+            version: version.to_string(),
+            target: target.to_string(),
+        }),
+    }
+}
+
+/// Download, verify and install `release` over the running executable.
+/// Blocking.
+pub fn install(config: &Config, release: &Available) -> Result<(), UpdateError> {
+    let url = feed_url(config)?;
+    let keys = keys::trusted()?;
+    let exe = std::env::current_exe().map_err(|e| UpdateError::Install(e.to_string()))?;
+    let updater = self_update::backends::manifest::Update::configure()
+        .manifest_url(url)
+        .bin_name("meteord")
+        .bin_install_path(&exe)
+        .current_version(CURRENT_VERSION)
+        .target(self_update::get_target())
+        .release_tag(release.version.as_str())
+        .verifying_keys(keys)
+        .timeout(HTTP_TIMEOUT)
+        .show_output(false)
+        .show_download_progress(false)
+        .no_confirm(true)
+        .build()
+        .map_err(|e| UpdateError::Install(e.to_string()))?;
+    match updater.update() {
+        Ok(_) => Ok(()),
+        Err(e @ self_update::errors::Error::Signature(_))
+        | Err(e @ self_update::errors::Error::NoSignatures(_))
+        | Err(e @ self_update::errors::Error::SignatureNonUTF8) => {
+            Err(UpdateError::Signature(e.to_string()))
+        }
+        Err(e) => Err(UpdateError::Install(e.to_string())),
+    }
+}
+
+/// `meteord update [--check]`: check the feed, and unless `check_only`
+/// install the newer release over this executable. Returns the message
+/// for the user.
+pub fn run_cli(config: &Config, check_only: bool) -> Result<String, UpdateError> {
+    let Some(release) = check(config)? else {
+        return Ok(format!(
+            "meteord {CURRENT_VERSION} is up to date ({:?} channel)",
+            config.update_channel
+        ));
+    };
+    if check_only {
+        return Ok(format!(
+            "meteord {} is available (running {CURRENT_VERSION}); 'meteord update' installs it",
+            release.version
+        ));
+    }
+    install(config, &release)?;
+    Ok(format!(
+        "meteord {} installed (signature verified); restart the service to run it",
+        release.version
+    ))
+}
+
+/// Check the feed now and remember the answer.
+pub async fn check_now(shared: &Arc<Shared>) -> Result<Option<Available>, UpdateError> {
+    let config = shared.config.load_full();
+    let result = tokio::task::spawn_blocking(move || check(&config))
+        .await
+        .unwrap_or_else(|e| Err(UpdateError::Install(e.to_string())));
+    shared.updates.edit(|s| {
+        s.last_check = Some(SystemTime::now());
+        match &result {
+            Ok(available) => {
+                s.available = available.clone();
+                s.last_error = None;
+            }
+            Err(e) => s.last_error = Some(e.to_string()),
+        }
+    });
+    match &result {
+        Ok(Some(a)) => info!("update available: meteord {}", a.version),
+        Ok(None) => info!("update check: meteord {CURRENT_VERSION} is up to date"),
+        Err(e) => warn!("update check failed: {e}"),
+    }
+    result
+}
+
+/// Check, install a newer release, then shut down so that `main` restarts
+/// into it. Returns the version installed, or `None` when up to date.
+pub async fn install_and_restart(shared: &Arc<Shared>) -> Result<Option<String>, UpdateError> {
+    let busy = shared
+        .updates
+        .edit(|s| std::mem::replace(&mut s.installing, true));
+    if busy {
+        return Err(UpdateError::Busy);
+    }
+    let result: Result<Option<String>, UpdateError> = async {
+        let Some(release) = check_now(shared).await? else {
+            return Ok(None);
+        };
+        info!("installing meteord {}", release.version);
+        let config = shared.config.load_full();
+        let version = release.version.clone();
+        tokio::task::spawn_blocking(move || install(&config, &release))
+            .await
+            .unwrap_or_else(|e| Err(UpdateError::Install(e.to_string())))?;
+        Ok(Some(version))
+    }
+    .await;
+    shared.updates.edit(|s| {
+        s.installing = false;
+        if let Err(e) = &result {
+            s.last_error = Some(e.to_string());
+        }
+    });
+    match &result {
+        Ok(Some(version)) => {
+            info!("meteord {version} installed; restarting into it");
+            shared.updates.restart.store(true, Ordering::Release);
+            shared.shutdown.cancel();
+        }
+        Ok(None) => {}
+        Err(e) => error!("update not installed: {e}"),
+    }
+    result
+}
+
+/// AutoUpdate check|install: look at the feed once a day.
+pub async fn background(shared: Arc<Shared>) {
+    let mut wait = FIRST_CHECK_DELAY;
+    loop {
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        wait = CHECK_PERIOD;
+        let config = shared.config.load_full();
+        if config.update_feed.is_empty() {
+            continue;
+        }
+        match config.auto_update {
+            AutoUpdate::Off => {}
+            AutoUpdate::Check => {
+                let _ = check_now(&shared).await;
+            }
+            AutoUpdate::Install => {
+                let _ = install_and_restart(&shared).await;
+            }
+        }
+    }
+}
+
+/// Replace this process with the new executable, same arguments (on
+/// Windows: start it and exit). Returns only on failure.
+pub fn restart() -> anyhow::Error {
+    match self_update::restart::restart() {
+        Ok(never) => match never {},
+        Err(e) => anyhow::anyhow!("cannot start the updated program: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use self_update::ReleaseAsset;
+
+    fn release(version: &str, asset: &str) -> Release {
+        Release::builder()
+            .version(version)
+            .asset(ReleaseAsset::new(asset, format!("http://x/{asset}")))
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_channel_decides_about_pre_releases() {
+        let target = self_update::get_target();
+        let feed = [
+            release("0.9.0", &format!("meteord-0.9.0-{target}.tar.gz")),
+            release("1.1.0", &format!("meteord-1.1.0-{target}.tar.gz")),
+            release(
+                "1.2.0-beta.1",
+                &format!("meteord-1.2.0-beta.1-{target}.tar.gz"),
+            ),
+        ];
+        let stable = newest(&feed, UpdateChannel::Stable, "1.0.0").unwrap();
+        assert_eq!(stable.unwrap().version, "1.1.0");
+        let beta = newest(&feed, UpdateChannel::Beta, "1.0.0").unwrap();
+        assert_eq!(beta.unwrap().version, "1.2.0-beta.1");
+        assert_eq!(newest(&feed, UpdateChannel::Stable, "1.1.0").unwrap(), None);
+    }
+
+    #[test]
+    fn a_release_without_this_platform_is_an_error() {
+        let feed = [release("2.0.0", "meteord-2.0.0-sparc-sun-solaris.tar.gz")];
+        assert!(matches!(
+            newest(&feed, UpdateChannel::Stable, "1.0.0"),
+            Err(UpdateError::NoAsset { .. })
+        ));
+    }
+
+    #[test]
+    fn settings_parse() {
+        assert_eq!("Install".parse(), Ok(AutoUpdate::Install));
+        assert_eq!("off".parse(), Ok(AutoUpdate::Off));
+        assert!("sometimes".parse::<AutoUpdate>().is_err());
+        assert_eq!("beta".parse(), Ok(UpdateChannel::Beta));
+        assert!("nightly".parse::<UpdateChannel>().is_err());
+    }
+}
