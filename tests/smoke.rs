@@ -14,10 +14,11 @@
 //! - `METEORD_SMOKE_CONFIG`: the configuration file (default: a copy of
 //!   `assets/meteord.conf`).
 //! - `METEORD_SMOKE_DATA`: the data directory (default: a fresh one).
+//! - `METEORD_SMOKE_DIR`: the server's working directory (default: a fresh
+//!   one, where the default configuration and data go).
 //!
-//! Paths given to the server are relative to its working directory (a
-//! temporary one) unless the variables say otherwise, so they mean the same
-//! under Wine as on Linux.
+//! The default paths given to the server are relative to its working
+//! directory, so they mean the same under Wine as on Linux.
 #![cfg(unix)]
 
 mod common;
@@ -39,6 +40,7 @@ struct Target {
     runner: Vec<String>,
     config: Option<String>,
     data: Option<String>,
+    workdir: Option<PathBuf>,
 }
 
 impl Target {
@@ -54,6 +56,7 @@ impl Target {
                 .unwrap_or_default(),
             config: var("METEORD_SMOKE_CONFIG"),
             data: var("METEORD_SMOKE_DATA"),
+            workdir: var("METEORD_SMOKE_DIR").map(PathBuf::from),
         }
     }
 
@@ -124,8 +127,9 @@ async fn wait_subscribers(control: &mut Control, channel: &str, n: usize) {
 async fn publish_receive_stats_and_clean_shutdown() {
     let target = Target::from_env();
     eprintln!("smoke test of {:?} {:?}", target.runner, target.binary);
-    let workdir = tempfile::tempdir().unwrap();
-    let mut server = start(&target, workdir.path());
+    let scratch = tempfile::tempdir().unwrap();
+    let workdir = target.workdir.as_deref().unwrap_or(scratch.path());
+    let mut server = start(&target, workdir);
 
     let health = common::get(server.subscriber, "/healthz").await;
     assert!(

@@ -5,8 +5,8 @@
 #   installers/windows/build-msi.sh METEORD.EXE OUTDIR ["EXTRA ARGS"]
 #
 # EXTRA ARGS are added to the command line of the Start-menu entry and of
-# the autostart entry (options that only some builds understand; Windows
-# installer properties such as [CommonAppDataFolder] may be used).
+# the autostart entry (options that only some builds understand); they run
+# in C:\ProgramData\meteord, so paths are best relative to it.
 set -euo pipefail
 
 exe=$1 outdir=$2 extra=${3:-}
@@ -17,24 +17,25 @@ version=$(sed -n 's/^version *= *"\(.*\)"/\1/p' "$root/Cargo.toml" | head -n1)
 # Windows Installer versions are numbers only: 1.2.3-beta.1 becomes 1.2.3.
 msiversion=${version%%[-+]*}
 
-# How the Start-menu entry and the autostart entry run the server: the
-# installed configuration, and the data under ProgramData.
-args='-ConfigFileLocation "[INSTALLDIR]meteord.conf" -DataDirectory "[CommonAppDataFolder]meteord"'
+# How the Start-menu entry and the autostart entry run the server: in
+# C:\ProgramData\meteord, with the configuration and the data there (paths
+# relative to it, see meteord.wxs.in).
+args='-ConfigFileLocation meteord.conf -DataDirectory .'
 args+="${extra:+ $extra}"
 xml_args=$(printf '%s' "$args" | sed -e 's/&/\&amp;/g' -e 's/"/\&quot;/g' -e 's/</\&lt;/g')
 
+mkdir -p "$outdir"
+msi="$(cd "$outdir" && pwd)/meteord-$version-x86_64.msi"
+
+# wixl finds the files by relative name, so everything goes in one place.
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-# The configuration in Windows line endings, so Notepad shows its lines.
-sed 's/$/\r/' "$root/assets/meteord.conf" >"$work/meteord.conf"
+cp "$exe" "$work/meteord.exe"
+cp "$root/assets/icons/meteord.ico" "$work/meteord.ico"
+# The example in Windows line endings, so Notepad shows its lines.
+sed 's/$/\r/' "$root/assets/meteord.conf" >"$work/meteord.conf.example"
 sed -e "s|@VERSION@|$msiversion|g" \
-    -e "s|@EXE@|$exe|g" \
-    -e "s|@CONF@|$work/meteord.conf|g" \
-    -e "s|@ICON@|$root/assets/icons/meteord.ico|g" \
     -e "s|@ARGS@|$(printf '%s' "$xml_args" | sed 's/[|&\\]/\\&/g')|g" \
     "$here/meteord.wxs.in" >"$work/meteord.wxs"
-
-mkdir -p "$outdir"
-msi="$outdir/meteord-$version-x86_64.msi"
-wixl -a x64 -o "$msi" "$work/meteord.wxs"
+(cd "$work" && wixl -a x64 -o "$msi" meteord.wxs)
 echo "$msi"
