@@ -37,3 +37,5 @@ cargo test --all-targets --locked
 echo "== browser tests (headless Chromium)"
 cargo build --locked
 bash tests/browser/run.sh
+echo "== installers (cross builds, packages, their smoke tests)"
+bash scripts/installers.sh
