@@ -74,6 +74,8 @@ idle_rss() { # target binary
     if ! grep -q "subscriber listening" "$data/log"; then
         echo "footprint.sh: $2 did not start: $(cat "$data/log")" >&2
         kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+        rm -rf "$data"
         return 1
     fi
     local whole guest
