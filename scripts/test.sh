@@ -33,3 +33,5 @@ cargo build --locked --features tray
 bash tests/browser/run.sh
 echo "== tray icon (Xvfb)"
 bash scripts/tray-test.sh
+echo "== installers (cross builds, packages, their smoke tests)"
+bash scripts/installers.sh

@@ -349,7 +349,7 @@ impl Process {
             command.args(["-DataDirectory", dir.path().to_str().unwrap()]);
             Some(dir)
         };
-        let mut child = command
+        command
             .args([
                 "-ControllerPort",
                 "0",
@@ -360,11 +360,22 @@ impl Process {
                 "-AdminPort",
                 "0",
             ])
-            .args(args)
+            .args(args);
+        let wants_udp = args.iter().any(|a| a.starts_with("-UDPP"));
+        let mut process = Process::spawn(command, wants_udp, WAIT);
+        process.data = data;
+        process
+    }
+
+    /// Start a prepared command (any meteord binary, perhaps behind a
+    /// runner such as qemu or Wine) and learn its ports from its log.
+    /// `startup` bounds the wait for the "listening on" lines.
+    pub fn spawn(mut command: Command, wants_udp: bool, startup: Duration) -> Process {
+        let mut child = command
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
-            .unwrap();
+            .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(std::sync::Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();
@@ -377,11 +388,14 @@ impl Process {
             }
         });
         let (mut control, mut subscriber, mut udp) = (None, None, None);
-        let wants_udp = args.iter().any(|a| a.starts_with("-UDPP"));
         while control.is_none() || subscriber.is_none() || (wants_udp && udp.is_none()) {
-            let line = rx
-                .recv_timeout(WAIT)
-                .unwrap_or_else(|_| panic!("server did not start: {:?}", log.lock().unwrap()));
+            let line = rx.recv_timeout(startup).unwrap_or_else(|_| {
+                let status = child.try_wait().ok().flatten();
+                panic!(
+                    "server did not start (exit: {status:?}): {:?}",
+                    log.lock().unwrap()
+                )
+            });
             let addr = |prefix: &str| {
                 line.split_once(prefix).and_then(|(_, rest)| {
                     rest.split_whitespace().next()?.parse::<SocketAddr>().ok()
@@ -392,7 +406,7 @@ impl Process {
             udp = udp.or(addr("udp listening on "));
         }
         Process {
-            data,
+            data: None,
             child,
             control: control.unwrap(),
             subscriber: subscriber.unwrap(),

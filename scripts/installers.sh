@@ -1,0 +1,259 @@
+#!/usr/bin/env bash
+# Cross-build meteord for every packaged target, build the installers, and
+# smoke-test what they install:
+#
+#   x86_64 Linux   .deb installed for real with dpkg (the whole lifecycle:
+#                  install, upgrade, remove, purge); the installed binary,
+#                  run as the meteord user, passes the protocol smoke test
+#   aarch64 Linux  .deb; the binary passes the smoke test under qemu-user
+#   armv7 Linux    .deb; the binary passes the smoke test under qemu-user
+#   Windows x64    .exe passes the smoke test under Wine; the .msi installs
+#                  and uninstalls under Wine, and the installed .exe passes
+#                  it as the Start-menu shortcut runs it
+#
+# Artifacts go to target/dist/. macOS is built by .github/workflows/macos.yml
+# on a Mac (see INSTALL.md).
+#
+#   scripts/installers.sh              # CI: the quick dist-check profile
+#   scripts/installers.sh --release    # the tuned release profile
+#
+# Installs missing Debian packages and rustup targets first (as root).
+# The .deb check installs the package on this machine, so run this where
+# that is acceptable (CI's throwaway container, or a development machine).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+# Cargo features per kind of build. Server builds (the Linux packages) run
+# headless; desktop builds (Windows, macOS) will add the tray icon, e.g.
+# "--features tray". Both empty until that feature exists.
+SERVER_FEATURES=""
+DESKTOP_FEATURES=""
+
+PROFILE=dist-check
+if [ "${1:-}" = --release ]; then
+    PROFILE=release
+fi
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+DIST=$TARGET_DIR/dist
+LINUX_TARGETS=(x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf)
+WINDOWS_TARGET=x86_64-pc-windows-gnu
+
+started=$SECONDS
+step() { echo "== [$((SECONDS - started))s] $*"; }
+trap 'echo "installers.sh: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
+
+# --- tools -----------------------------------------------------------------
+
+PACKAGES=(
+    gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+    gcc-arm-linux-gnueabihf libc6-dev-armhf-cross
+    gcc-mingw-w64-x86-64 qemu-user wine wine64 wixl msitools adduser
+)
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    step "installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+installed_targets=$(rustup target list --installed)
+for target in "${LINUX_TARGETS[@]}" "$WINDOWS_TARGET"; do
+    grep -qx "$target" <<<"$installed_targets" || rustup target add "$target"
+done
+
+# --- build -----------------------------------------------------------------
+
+binary() { # target -> path of its built binary
+    local exe=meteord
+    [ "$1" = "$WINDOWS_TARGET" ] && exe=meteord.exe
+    echo "$TARGET_DIR/$1/$PROFILE/$exe"
+}
+
+for target in "${LINUX_TARGETS[@]}" "$WINDOWS_TARGET"; do
+    features=$SERVER_FEATURES
+    [ "$target" = "$WINDOWS_TARGET" ] && features=$DESKTOP_FEATURES
+    step "cargo build --profile $PROFILE --target $target $features"
+    # shellcheck disable=SC2086 # features are words
+    cargo build --locked --quiet --profile "$PROFILE" --bin meteord --target "$target" $features
+done
+
+# The smoke test itself is a host test; build it once up front.
+cargo test --locked --quiet --test smoke --no-run
+
+# --- how each binary runs here -----------------------------------------------
+
+WINEPREFIX=$(mktemp -d)/wine
+export WINEPREFIX WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
+cleanup() {
+    wineserver -k 2>/dev/null || true
+    rm -rf "$(dirname "$WINEPREFIX")"
+}
+trap cleanup EXIT
+
+runner() { # target -> command prefix that runs its binaries on this machine
+    case "$1" in
+    x86_64-unknown-linux-gnu) echo "" ;;
+    aarch64-unknown-linux-gnu) echo "qemu-aarch64 -L /usr/aarch64-linux-gnu" ;;
+    armv7-unknown-linux-gnueabihf) echo "qemu-arm -L /usr/arm-linux-gnueabihf" ;;
+    "$WINDOWS_TARGET") echo "wine" ;;
+    esac
+}
+
+# Options the installed program is started with when the binary knows
+# them: the log directory and, for a service (no desktop), no tray icon.
+# Read from --help so the packages follow the code.
+launch_args() { # target log-directory service|desktop
+    local help args=""
+    # shellcheck disable=SC2046 # the runner is words
+    help=$($(runner "$1") "$(binary "$1")" --help)
+    if grep -q -- '-LogDirectory' <<<"$help"; then args+=" -LogDirectory $2"; fi
+    if [ "$3" = service ] && grep -q -- '--no-tray' <<<"$help"; then args+=" --no-tray"; fi
+    echo "${args# }"
+}
+
+smoke() { # description, then VAR=value settings for tests/smoke.rs
+    local what=$1
+    shift
+    step "smoke test: $what"
+    env "$@" cargo test --locked --quiet --test smoke
+}
+
+step "preparing Wine"
+wineboot --init >/dev/null 2>&1
+# Debian's Wine 8 lacks bcryptprimitives.dll, which every Rust program
+# imports; a stub (installers/windows/bcryptprimitives.c) stands in.
+x86_64-w64-mingw32-gcc -shared -O2 -s -o "$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll" \
+    installers/windows/bcryptprimitives.c installers/windows/bcryptprimitives.def -ladvapi32
+
+# --- packages ----------------------------------------------------------------
+
+rm -rf "$DIST"
+mkdir -p "$DIST"
+debs=()
+for target in "${LINUX_TARGETS[@]}"; do
+    step "package $target"
+    debs+=("$(installers/linux/build-deb.sh "$target" "$(binary "$target")" "$DIST" \
+        "$(launch_args "$target" /var/log/meteord service)")")
+done
+step "package $WINDOWS_TARGET"
+cp "$(binary "$WINDOWS_TARGET")" "$DIST/meteord.exe"
+msi=$(installers/windows/build-msi.sh "$DIST/meteord.exe" "$DIST" \
+    "$(launch_args "$WINDOWS_TARGET" logs desktop)")
+msiinfo export "$msi" Shortcut | grep -q '^StartShortcut'
+msiinfo export "$msi" Feature | grep -q '^Autostart'
+(cd "$DIST" && sha256sum -- *.deb *.msi meteord.exe >SHA256SUMS)
+
+# --- cross builds under emulation --------------------------------------------
+
+for target in aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf; do
+    smoke "$target under qemu-user" METEORD_SMOKE_BIN="$(binary "$target")" \
+        METEORD_SMOKE_RUNNER="$(runner "$target")"
+done
+smoke "meteord.exe under Wine" METEORD_SMOKE_BIN="$DIST/meteord.exe" METEORD_SMOKE_RUNNER=wine
+
+# --- the .msi under Wine -------------------------------------------------------
+
+step "msiexec /i (with the autostart feature)"
+wine msiexec /i "$msi" /qn ADDLOCAL=ALL
+program_files="$WINEPREFIX/drive_c/Program Files/meteord"
+program_data="$WINEPREFIX/drive_c/ProgramData/meteord"
+test -f "$program_files/meteord.exe"
+test -f "$program_files/meteord.conf.example"
+test -d "$program_data"
+# Wine puts "all users" shortcuts in the installing user's menu.
+find "$WINEPREFIX/drive_c" -path '*/Start Menu/Programs/meteord/meteord.lnk' | grep -q .
+find "$WINEPREFIX/drive_c" -path '*/Start Menu/Programs/StartUp/meteord.lnk' | grep -q .
+# As the shortcuts run it, with the example made the configuration.
+cp "$program_files/meteord.conf.example" "$program_data/meteord.conf"
+smoke "the installed meteord.exe, as its shortcuts run it" \
+    METEORD_SMOKE_BIN="$program_files/meteord.exe" METEORD_SMOKE_RUNNER=wine \
+    METEORD_SMOKE_DIR="$program_data" METEORD_SMOKE_CONFIG=meteord.conf METEORD_SMOKE_DATA=.
+step "msiexec /x: the program goes, the configuration and the data stay"
+wine msiexec /x "$msi" /qn
+test ! -e "$program_files/meteord.exe"
+if find "$WINEPREFIX/drive_c" -name meteord.lnk | grep -q .; then
+    echo "installers.sh: shortcuts outlived the uninstall" >&2
+    exit 1
+fi
+test -f "$program_data/meteord.conf"
+test -f "$program_data/meteord.db"
+
+# --- the amd64 .deb, installed for real ------------------------------------------
+
+deb=${debs[0]}
+# One package test at a time on a shared machine.
+exec 9>/var/lock/meteord-installers.lock
+flock 9
+step "dpkg -i $deb"
+if dpkg-query -W -f='${Status}' meteord 2>/dev/null | grep -q "install ok installed"; then
+    echo "installers.sh: meteord is installed on this machine; not testing the package over it" >&2
+    exit 1
+fi
+# Directories left by running meteord as root outside the package (its
+# default data directory is /var/lib/meteord) are put aside for the test
+# and put back afterwards: the test ends with a purge.
+aside=$(mktemp -d)
+for dir in /var/lib/meteord /var/log/meteord /etc/meteord; do
+    if [ -e "$dir" ]; then mv "$dir" "$aside/${dir//\//_}"; fi
+done
+installed=no
+put_back() {
+    # A failed run still leaves the machine as it found it.
+    if [ "$installed" = yes ]; then dpkg --purge meteord >/dev/null 2>&1 || true; fi
+    for saved in "$aside"/*; do
+        [ -e "$saved" ] || continue
+        dir=$(basename "$saved")
+        dir=${dir//_//}
+        if [ -e "$dir" ]; then
+            echo "installers.sh: $dir exists again; its earlier contents are in $saved" >&2
+        else
+            mv "$saved" "$dir"
+        fi
+    done
+    rmdir "$aside" 2>/dev/null || true
+}
+trap 'put_back; cleanup' EXIT
+# Leftovers of an earlier removal (configuration files) go too.
+dpkg --purge meteord >/dev/null 2>&1 || true
+installed=yes
+dpkg -i "$deb"
+getent passwd meteord >/dev/null
+test "$(stat -c %U:%a /var/lib/meteord)" = meteord:750
+test "$(stat -c %U:%a /var/log/meteord)" = meteord:750
+test -L /etc/systemd/system/multi-user.target.wants/meteord.service
+if command -v systemd-analyze >/dev/null; then
+    systemd-analyze verify /lib/systemd/system/meteord.service
+fi
+smoke "the installed package, as the meteord user" \
+    METEORD_SMOKE_BIN=/usr/bin/meteord \
+    METEORD_SMOKE_RUNNER="setpriv --reuid=meteord --regid=meteord --init-groups" \
+    METEORD_SMOKE_CONFIG=/etc/meteord/meteord.conf METEORD_SMOKE_DATA=/var/lib/meteord
+# The server wrote its database as the service user.
+test "$(stat -c %U /var/lib/meteord/meteord.db)" = meteord
+
+step "upgrade (reinstall): the edited configuration and the data stay"
+echo "# edited by the administrator" >>/etc/meteord/meteord.conf
+dpkg -i "$deb"
+grep -q "edited by the administrator" /etc/meteord/meteord.conf
+test -f /var/lib/meteord/meteord.db
+
+step "dpkg --remove keeps configuration and data; --purge deletes them"
+dpkg --remove meteord >/dev/null
+test ! -e /usr/bin/meteord
+test -f /etc/meteord/meteord.conf
+test -f /var/lib/meteord/meteord.db
+dpkg --purge meteord >/dev/null
+test ! -e /etc/meteord
+test ! -e /var/lib/meteord
+test ! -e /var/log/meteord
+test ! -e /etc/systemd/system/multi-user.target.wants/meteord.service
+installed=no
+put_back
+trap cleanup EXIT
+flock -u 9
+
+step "done ($PROFILE profile); artifacts in $DIST:"
+ls -l "$DIST"
