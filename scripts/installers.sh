@@ -25,10 +25,9 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 # Cargo features per kind of build. Server builds (the Linux packages) run
-# headless; desktop builds (Windows, macOS) will add the tray icon, e.g.
-# "--features tray". Both empty until that feature exists.
+# headless; desktop builds (Windows, macOS) have the tray icon.
 SERVER_FEATURES=""
-DESKTOP_FEATURES=""
+DESKTOP_FEATURES="--features tray"
 
 PROFILE=dist-check
 if [ "${1:-}" = --release ]; then

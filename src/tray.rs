@@ -97,9 +97,26 @@ impl Tray {
             None,
         );
         let quit = MenuItem::new("Quit", true, None);
+        // With TLS, the certificate's fingerprint, to compare with what a
+        // browser shows before trusting a self-signed certificate.
+        let fingerprint = ready.shared.tls.as_ref().map(|tls| {
+            let kind = if tls.is_self_signed() {
+                "Self-signed"
+            } else {
+                "Certificate"
+            };
+            MenuItem::new(
+                format!("{kind} SHA-256: {}", tls.fingerprint()),
+                false,
+                None,
+            )
+        });
         let menu = Menu::new();
+        menu.append(&status)?;
+        if let Some(item) = &fingerprint {
+            menu.append(item)?;
+        }
         menu.append_items(&[
-            &status,
             &PredefinedMenuItem::separator(),
             &open_admin,
             &pause,
@@ -196,7 +213,12 @@ impl Tray {
         if addr.ip().is_unspecified() {
             addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
         }
-        Some(format!("http://{addr}/"))
+        let scheme = if self.ready.shared.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        Some(format!("{scheme}://{addr}/"))
     }
 
     fn refresh(&mut self, messages_per_s: f64) {
