@@ -4,8 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests use; installed only when missing.
-PACKAGES=(chromium)
+# Debian packages the tests use; installed only when missing. (The cluster
+# tests start their own redis-server on loopback ports; the package's own
+# service is not used.)
+PACKAGES=(chromium redis-server)
 # Node.js may come from elsewhere than Debian; only install it if absent.
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     PACKAGES+=(nodejs npm)

@@ -327,7 +327,8 @@ async fn redis_restarted_empty_is_refilled_and_ids_never_go_back() {
 
 #[tokio::test]
 async fn a_killed_node_loses_no_acknowledged_message() {
-    let redis = Redis::start();
+    // With a password, which must never reach the log.
+    let redis = Redis::start_with_password("pw-9f3k2");
     let url = redis.url();
     let args = |name: &'static str| {
         vec![
@@ -378,6 +379,29 @@ async fn a_killed_node_loses_no_acknowledged_message() {
     let id = try_publish(&mut control, "feed", "again").await.unwrap();
     assert_eq!(id, acked.last().unwrap().0 + 1);
     sub_b.until(b"\"again\");").await;
+
+    let log = a.log.lock().unwrap().join("\n") + &b.log.lock().unwrap().join("\n");
+    assert!(
+        log.contains("redis engine: redis://:***@127.0.0.1"),
+        "{log}"
+    );
+    assert!(!log.contains("pw-9f3k2"), "the password was logged: {log}");
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_an_error_not_a_leak() {
+    let redis = Redis::start_with_password("right-pw");
+    let url = redis.url().replace("right-pw", "wrong-pw");
+    let a = Process::start(&["-Engine", "redis", "-RedisURL", &url, "-NodeName", "a"]);
+    a.wait_log("redis engine: lost redis://:***@127.0.0.1");
+    let mut control = Control::connect(a.control).await;
+    let refused = try_publish(&mut control, "c", "x").await.unwrap_err();
+    assert!(refused.starts_with("ERR Redis is unavailable"), "{refused}");
+    let log = a.log.lock().unwrap().join("\n");
+    assert!(
+        !log.contains("wrong-pw") && !log.contains("right-pw"),
+        "{log}"
+    );
 }
 
 #[tokio::test]

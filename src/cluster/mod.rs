@@ -32,7 +32,7 @@ use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-pub use nodes::{ClusterView, NodeInfo, NodeView};
+pub use nodes::{ClusterView, NodeInfo, NodeView, NODE_TTL};
 
 use crate::config::{redact_url, Config};
 use crate::hub::{ChannelSummary, Hub, Stat};
