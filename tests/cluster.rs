@@ -460,3 +460,40 @@ async fn counts_and_stats_cover_every_node() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn nodes_reach_redis_over_tls_with_a_private_ca() {
+    let redis = Redis::start_tls();
+    let url = redis.url();
+    assert!(url.starts_with("rediss://"));
+    let ca = redis.ca_file();
+    let options = |name| {
+        [
+            ("Engine", "redis"),
+            ("RedisURL", url.as_str()),
+            ("RedisCAFile", ca.as_str()),
+            ("NodeName", name),
+        ]
+    };
+    let a = TestServer::start(&options("a")).await;
+    let b = TestServer::start(&options("b")).await;
+    let mut sub = Stream::open(b.subscriber, "/push/h/xhrinteractive/secure").await;
+    b.wait_subscribers("secure", 1).await;
+    let id = a.publish("secure", "over tls").await;
+    sub.until(b"\"over tls\");").await;
+    assert_eq!(
+        legacy_messages(&sub.received),
+        vec![(id, "over tls".to_string())]
+    );
+
+    // Without the CA the server's certificate is not trusted: no link.
+    let untrusting = TestServer::start(&[
+        ("Engine", "redis"),
+        ("RedisURL", url.as_str()),
+        ("NodeName", "c"),
+    ])
+    .await;
+    let mut control = untrusting.control().await;
+    let refused = try_publish(&mut control, "secure", "x").await.unwrap_err();
+    assert!(refused.starts_with("ERR Redis is unavailable"), "{refused}");
+}

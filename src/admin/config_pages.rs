@@ -299,6 +299,7 @@ fn needs_restart(key: &str) -> bool {
                 | "SnapshotInterval"
                 | "Engine"
                 | "NodeName"
+                | "RedisCAFile"
                 | "RedisPrefix"
                 | "RedisURL"
         )

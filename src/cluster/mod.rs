@@ -170,8 +170,21 @@ impl Cluster {
         shutdown: CancellationToken,
     ) -> anyhow::Result<Arc<Cluster>> {
         let url = redact_url(&config.redis_url);
-        let client = redis::Client::open(config.redis_url.as_str())
-            .map_err(|e| anyhow::anyhow!("RedisURL {url}: {}", describe(&e)))?;
+        let client = match &config.redis_ca_file {
+            None => redis::Client::open(config.redis_url.as_str()),
+            Some(path) => {
+                let root = std::fs::read(path)
+                    .map_err(|e| anyhow::anyhow!("RedisCAFile {}: {e}", path.display()))?;
+                redis::Client::build_with_tls(
+                    config.redis_url.as_str(),
+                    redis::TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(root),
+                    },
+                )
+            }
+        }
+        .map_err(|e| anyhow::anyhow!("RedisURL {url}: {}", describe(&e)))?;
         let conn = ConnectionManager::new_lazy_with_config(
             client.clone(),
             ConnectionManagerConfig::new()

@@ -208,6 +208,12 @@ pub const KEYS: &[Key] = &[
         help: "This server's name among the nodes sharing a Redis engine: letters, digits, . _ - (empty: the host name and subscriber port)",
     },
     Key {
+        name: "RedisCAFile",
+        default: "",
+        scope: Scope::Global,
+        help: "PEM file of the certificate authority that signed the Redis server's certificate, for rediss:// to a server with a private CA (empty: the system's trusted roots)",
+    },
+    Key {
         name: "RedisPrefix",
         default: "meteord",
         scope: Scope::Global,

@@ -204,6 +204,9 @@ pub struct Config {
     /// log it as it is, see [`redact_url`]).
     pub redis_url: String,
     pub redis_prefix: String,
+    /// The CA that signed the Redis server's TLS certificate (none: the
+    /// system's roots).
+    pub redis_ca_file: Option<PathBuf>,
     /// This node's name among those sharing the Redis engine.
     pub node_name: String,
     pub data_directory: PathBuf,
@@ -422,6 +425,10 @@ impl Config {
                 });
             }
         }
+        let redis_ca_file = match resolver.string("RedisCAFile", None).trim() {
+            "" => None,
+            path => Some(PathBuf::from(path)),
+        };
         let redis_prefix = resolver.string("RedisPrefix", None).trim().to_string();
         if redis_prefix.is_empty() || redis_prefix.bytes().any(|b| b.is_ascii_whitespace()) {
             return Err(resolver.invalid("RedisPrefix", None, "expected a word without spaces"));
@@ -488,6 +495,7 @@ impl Config {
             engine,
             redis_url,
             redis_prefix,
+            redis_ca_file,
             node_name,
             data_directory,
             snapshot_interval,

@@ -481,7 +481,9 @@ pub async fn request(
 /// killed when dropped.
 pub struct Redis {
     pub port: u16,
-    dir: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
+    /// Serving TLS only, with a certificate of its own CA (`ca.crt`).
+    tls: bool,
     options: Vec<String>,
     child: Option<Child>,
 }
@@ -524,12 +526,126 @@ impl Redis {
             .port();
         let mut redis = Redis {
             port,
+            tls: false,
             dir: tempfile::tempdir().unwrap(),
             options: options.iter().map(|o| o.to_string()).collect(),
             child: None,
         };
         redis.restart();
         redis
+    }
+
+    /// TLS only, with a server certificate (for 127.0.0.1) signed by a CA
+    /// made for it: `ca_file()`.
+    pub fn start_tls() -> Redis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .expect("openssl");
+            assert!(out.status.success(), "openssl {args:?}: {out:?}");
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        openssl(
+            &[
+                &["req", "-x509"][..],
+                &ec,
+                &[
+                    "-days",
+                    "1",
+                    "-subj",
+                    "/CN=test-ca",
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.crt",
+                ],
+            ]
+            .concat(),
+        );
+        openssl(
+            &[
+                &["req"][..],
+                &ec,
+                &[
+                    "-subj",
+                    "/CN=localhost",
+                    "-keyout",
+                    "server.key",
+                    "-out",
+                    "server.csr",
+                ],
+            ]
+            .concat(),
+        );
+        std::fs::write(
+            dir.path().join("san.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n",
+        )
+        .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.crt",
+        ]);
+        let path = |f: &str| dir.path().join(f).to_str().unwrap().to_string();
+        let options = vec![
+            "--save".into(),
+            "".into(),
+            "--appendonly".into(),
+            "no".into(),
+            "--port".into(),
+            "0".into(),
+            "--tls-port".into(),
+            port.to_string(),
+            "--tls-cert-file".into(),
+            path("server.crt"),
+            "--tls-key-file".into(),
+            path("server.key"),
+            "--tls-ca-cert-file".into(),
+            path("ca.crt"),
+            "--tls-auth-clients".into(),
+            "no".into(),
+        ];
+        let mut redis = Redis {
+            port,
+            tls: true,
+            dir,
+            options,
+            child: None,
+        };
+        redis.restart();
+        redis
+    }
+
+    /// The CA file of a TLS server.
+    pub fn ca_file(&self) -> String {
+        self.dir.path().join("ca.crt").to_str().unwrap().to_string()
     }
 
     /// The URL to reach it (with the password, if it has one).
@@ -540,13 +656,15 @@ impl Redis {
             .position(|o| o == "--requirepass")
             .map(|i| format!(":{}@", self.options[i + 1]))
             .unwrap_or_default();
-        format!("redis://{password}127.0.0.1:{}/", self.port)
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        format!("{scheme}://{password}127.0.0.1:{}/", self.port)
     }
 
     /// Start it (again, on the same port and directory) and wait until it
     /// answers.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "redis-server is already running");
+        // (A TLS server's --port 0 --tls-port come later and win.)
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--dir", self.dir.path().to_str().unwrap()])
@@ -561,6 +679,9 @@ impl Redis {
         loop {
             if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
                 use std::io::{Read, Write};
+                if self.tls {
+                    return;
+                }
                 // Any reply (PONG, or NOAUTH with a password) means it is up.
                 let mut reply = [0u8; 1];
                 if s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut reply).is_ok() {
