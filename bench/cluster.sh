@@ -10,6 +10,8 @@
 #   redis-2  two nodes, redis engine: the publisher on node A; N/2 subscribers
 #            on node B (measured by `loadgen fanout`) and N/2 on node A (held
 #            by a `loadgen shard` of their own, asked for its figures at the end)
+# then, in each setup, COUNT pipelined ADDMESSAGEs on one control connection
+# (`loadgen control`; for redis-2 on node A).
 # A redis-server of its own runs on a free loopback port (no disk: --save ""
 # --appendonly no). See bench/README.md ("Cluster") for the figures.
 set -euo pipefail
@@ -19,12 +21,13 @@ cd "$REPO"
 YARDSTICKS_SRC=${YARDSTICKS_SRC:-/work/shared/bench}
 YARD="$REPO/target/yardsticks"
 
-SUBS=10000 RUNS=1 MSGS=200 BUILD=1 OUT="" SETUPS="memory redis-1 redis-2"
+SUBS=10000 RUNS=1 MSGS=200 COUNT=200000 BUILD=1 OUT="" SETUPS="memory redis-1 redis-2"
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --subs) SUBS=${2:?}; shift 2 ;;
         --runs) RUNS=${2:?}; shift 2 ;;
         --msgs) MSGS=${2:?}; shift 2 ;;
+        --count) COUNT=${2:?}; shift 2 ;;
         --setups) SETUPS=${2:?}; shift 2 ;;
         --no-build) BUILD=0; shift ;;
         --out) OUT=${2:?}; shift 2 ;;
@@ -127,6 +130,8 @@ for run in $(seq 1 "$RUNS"); do
                 "$LOADGEN" fanout --label "$setup" --subs "$SUBS" --rates "$RATES" --msgs "$MSGS" \
                     --min-msgs "$MIN_MSGS" --sub-url "$(sub_url "$sp")" --pub "tcp://127.0.0.1:$cp" \
                     --server-pid "$pid" --out "$OUT/$setup-$run.json" 2>"$OUT/$setup-$run.log"
+                "$LOADGEN" control --label "$setup" --pub "tcp://127.0.0.1:$cp" --count "$COUNT" \
+                    --server-pid "$pid" --out "$OUT/$setup-control-$run.json" 2>>"$OUT/$setup-$run.log"
                 kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
                 ;;
             redis-2)
@@ -156,6 +161,10 @@ for run in $(seq 1 "$RUNS"); do
                 echo "Q" >&7
                 exec 7>&-
                 wait "$shard" 2>/dev/null || true
+                # Pipelined publishing on A while B follows the log too.
+                "$LOADGEN" control --label redis-2 --pub "tcp://127.0.0.1:$cpa" --count "$COUNT" \
+                    --server-pid "$pa" --server-pid "$pb" --out "$OUT/redis-2-control-$run.json" \
+                    2>>"$OUT/redis-2-$run.log"
                 kill -TERM "$pa" "$pb"; wait "$pa" "$pb" 2>/dev/null || true
                 ;;
             *) echo "cluster.sh: unknown setup $setup" >&2; exit 2 ;;

@@ -89,6 +89,10 @@ def main():
     rows = []
     for setup in ["memory", "redis-1", "redis-2"]:
         runs = sorted(glob.glob(os.path.join(out, f"{setup}-[0-9]*.json")))
+        controls = [
+            json.load(open(c))["msgs_per_s"]
+            for c in glob.glob(os.path.join(out, f"{setup}-control-[0-9]*.json"))
+        ]
         if not runs:
             continue
         got = []
@@ -97,11 +101,12 @@ def main():
             shard = os.path.join(out, f"shard-a-{n}.out") if setup == "redis-2" else None
             got.append(figures(r, shard))
         med = lambda k: statistics.median([g[k] for g in got if g[k] is not None]) if any(g[k] is not None for g in got) else None
-        rows.append((setup, len(got), got, med))
+        control = statistics.median(controls) if controls else None
+        rows.append((setup, len(got), got, med, control))
     print(f"results: {out}\n")
-    print("| setup | runs | subscribers connected | peak deliveries/s | p99 @ 10 msg/s | messages missing (worst run) |")
-    print("|---|---|---|---|---|---|")
-    for setup, n, got, med in rows:
+    print("| setup | runs | subscribers connected | peak deliveries/s | p99 @ 10 msg/s | messages missing (worst run) | pipelined ADDMESSAGE/s |")
+    print("|---|---|---|---|---|---|---|")
+    for setup, n, got, med, control in rows:
         connected = f"{min(g['connected'] for g in got)}/{got[0]['requested']}"
         if setup == "redis-2":
             connected = f"{connected} on B + {got[0]['requested']} held on A"
@@ -109,7 +114,8 @@ def main():
         p99_text = f"{p99:.1f} ms" if p99 is not None else "—"
         if setup == "redis-2" and med("p99_10_a") is not None:
             p99_text = f"B {p99_text}, A {med('p99_10_a'):.1f} ms"
-        print(f"| {setup} | {n} | {connected} | {med('peak') / 1e3:,.0f}k | {p99_text} | {max(g['missing'] for g in got)} |")
+        control_text = f"{control / 1e3:,.0f}k" if control else "—"
+        print(f"| {setup} | {n} | {connected} | {med('peak') / 1e3:,.0f}k | {p99_text} | {max(g['missing'] for g in got)} | {control_text} |")
 
 
 if __name__ == "__main__":

@@ -12,14 +12,20 @@ use serde_json::Value;
 
 /// A node of the cluster on `redis`, in this process.
 async fn node(redis: &Redis, name: &str) -> TestServer {
-    TestServer::start(&[
+    node_with(redis, name, &[]).await
+}
+
+async fn node_with(redis: &Redis, name: &str, extra: &[(&str, &str)]) -> TestServer {
+    let url = redis.url();
+    let mut options = vec![
         ("Engine", "redis"),
-        ("RedisURL", &redis.url()),
+        ("RedisURL", url.as_str()),
         ("NodeName", name),
         ("PingInterval", "0"),
         ("MaxTime", "0"),
-    ])
-    .await
+    ];
+    options.extend_from_slice(extra);
+    TestServer::start(&options).await
 }
 
 /// The (id, text) of every message in a legacy `<script>p(id,"ch","text")`
@@ -496,4 +502,72 @@ async fn nodes_reach_redis_over_tls_with_a_private_ca() {
     let mut control = untrusting.control().await;
     let refused = try_publish(&mut control, "secure", "x").await.unwrap_err();
     assert!(refused.starts_with("ERR Redis is unavailable"), "{refused}");
+}
+
+#[tokio::test]
+async fn cache_limits_and_clearing_hold_on_every_node() {
+    let redis = Redis::start();
+    let limit = [("MaxMessagesPerChannel", "3")];
+    let a = node_with(&redis, "a", &limit).await;
+    let b = node_with(&redis, "b", &limit).await;
+
+    // Five publishes in one write: one batch to Redis.
+    let mut control = a.control().await;
+    let mut lines = String::new();
+    for i in 0..5 {
+        lines.push_str(&format!("ADDMESSAGE news m{i}\r\n"));
+    }
+    control.send(lines.as_bytes()).await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let reply = String::from_utf8(control.read_until(b"\r\n").await).unwrap();
+        ids.push(
+            reply
+                .strip_prefix("OK\t")
+                .unwrap()
+                .trim_end()
+                .parse::<u64>()
+                .unwrap(),
+        );
+    }
+    assert_eq!(ids, (ids[0]..ids[0] + 5).collect::<Vec<_>>());
+    let last3: Vec<(u64, String)> = (2..5).map(|i| (ids[i], format!("m{i}"))).collect();
+    eventually("b has the last three", async || {
+        b.shared.hub.messages(b"news").len() == 3
+    })
+    .await;
+    // Redis keeps the same three: a node started now serves just those.
+    let c = node_with(&redis, "c", &limit).await;
+    assert_eq!(
+        legacy_messages(&get(c.subscriber, "/push/h/simplepoll/news.h").await),
+        last3
+    );
+
+    // Emptying a channel on one node empties it on all.
+    let (_, token) = b
+        .shared
+        .accounts
+        .clone()
+        .unwrap()
+        .create_token("t")
+        .unwrap();
+    let cleared = request(
+        b.subscriber,
+        "DELETE",
+        "/api/channels/news/messages",
+        &[("Authorization", &format!("Bearer {token}"))],
+        b"",
+    )
+    .await;
+    assert_eq!(cleared.status, 200);
+    assert_eq!(cleared.json()["cleared"], 3);
+    for n in [&a, &b, &c] {
+        eventually("the cache is empty everywhere", async || {
+            n.shared.hub.messages(b"news").is_empty()
+        })
+        .await;
+    }
+    let d = node_with(&redis, "d", &limit).await;
+    assert!(legacy_messages(&get(d.subscriber, "/push/h/simplepoll/news.h").await).is_empty());
+    assert_eq!(a.publish("news", "fresh").await, ids[4] + 1);
 }

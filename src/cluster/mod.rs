@@ -42,6 +42,10 @@ use scripts::Scripts;
 /// cut off from Redis longer) reloads the channel histories instead of
 /// reading on. With `~` trimming Redis keeps a little more.
 pub const LOG_LENGTH: usize = 100_000;
+/// Messages published by one script call: large enough that a pipelining
+/// publisher pays for few calls, small enough that no call holds Redis up
+/// for long.
+const PUBLISH_CHUNK: usize = 500;
 /// How long a command to Redis may take before publishing reports failure.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a publisher waits for its own node to take its message in.
@@ -274,8 +278,9 @@ impl Cluster {
     /// Publish messages in this order (one round trip for all of them).
     /// Each gets its id, or the reason it was not published.
     pub async fn publish_many(&self, batch: &[(Bytes, Bytes)]) -> Vec<Result<u64, ClusterError>> {
-        let mut results: Vec<Option<Result<u64, ClusterError>>> = vec![None; batch.len()];
-        let mut pending: Vec<usize> = (0..batch.len()).collect();
+        let chunks: Vec<&[(Bytes, Bytes)]> = batch.chunks(PUBLISH_CHUNK).collect();
+        let mut results: Vec<Option<Result<u64, ClusterError>>> = vec![None; chunks.len()];
+        let mut pending: Vec<usize> = (0..chunks.len()).collect();
         // A first round; then, for what Redis refused only because it had
         // restarted, up to two more: after loading the script it forgot,
         // after the follower restored the state it lost.
@@ -283,7 +288,7 @@ impl Cluster {
             if pending.is_empty() {
                 break;
             }
-            let replies = match self.send_publishes(batch, &pending).await {
+            let replies = match self.send_publishes(&chunks, &pending).await {
                 Ok(replies) => replies,
                 Err(e) => {
                     for &i in &pending {
@@ -294,29 +299,22 @@ impl Cluster {
             };
             let (mut no_script, mut no_state) = (Vec::new(), Vec::new());
             for (&i, reply) in pending.iter().zip(replies) {
-                match reply {
-                    Value::Array(fields) => {
-                        results[i] = Some(match fields.first() {
-                            Some(Value::Int(id)) => Ok(*id as u64),
-                            _ => Err(ClusterError::Unavailable("unexpected reply".into())),
-                        })
-                    }
+                results[i] = Some(match reply {
+                    Value::Int(first) => Ok(first as u64),
                     Value::ServerError(e) => {
                         match e.code() {
                             "NOSCRIPT" => no_script.push(i),
                             "NOEPOCH" | "SEEDING" => no_state.push(i),
                             _ => {}
                         }
-                        results[i] = Some(Err(ClusterError::Unavailable(format!(
+                        Err(ClusterError::Unavailable(format!(
                             "{} {}",
                             e.code(),
                             e.details().unwrap_or_default()
-                        ))));
+                        )))
                     }
-                    _ => {
-                        results[i] = Some(Err(ClusterError::Unavailable("unexpected reply".into())))
-                    }
-                }
+                    _ => Err(ClusterError::Unavailable("unexpected reply".into())),
+                });
             }
             if !no_script.is_empty() {
                 if let Err(e) = self.load_script(&self.scripts.publish).await {
@@ -333,31 +331,32 @@ impl Cluster {
             pending.extend(no_state);
             pending.sort_unstable();
         }
-        let results: Vec<Result<u64, ClusterError>> = results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(ClusterError::Unavailable("not sent".into()))))
-            .collect();
-        let published = results.iter().filter(|r| r.is_ok()).count();
+        let mut ids = Vec::with_capacity(batch.len());
+        for (chunk, result) in chunks.iter().zip(results) {
+            let result =
+                result.unwrap_or_else(|| Err(ClusterError::Unavailable("not sent".into())));
+            ids.extend((0..chunk.len() as u64).map(|k| result.clone().map(|first| first + k)));
+        }
+        let published = ids.iter().filter(|r| r.is_ok()).count();
         if published > 0 {
             self.hub.stats.add(Stat::UniqueMessages, published as u64);
         }
-        if let Some(last) = results.iter().rev().find_map(|r| r.as_ref().ok()) {
+        if let Some(last) = ids.iter().rev().find_map(|r| r.as_ref().ok()) {
             self.wait_applied(|a| a.next_id > *last).await;
         }
-        results
+        ids
     }
 
-    /// One pipeline of publish scripts, for the messages at `indexes`.
+    /// One pipeline of publish scripts, one for each chunk at `indexes`.
     async fn send_publishes(
         &self,
-        batch: &[(Bytes, Bytes)],
+        chunks: &[&[(Bytes, Bytes)]],
         indexes: &[usize],
     ) -> Result<Vec<Value>, ClusterError> {
+        let channel_prefix = self.keys.channel_prefix();
         let invocations: Vec<_> = indexes
             .iter()
             .map(|&i| {
-                let (channel, text) = &batch[i];
-                let (max, age) = self.hub.limits_for(channel);
                 let mut invocation = self.scripts.publish.prepare_invoke();
                 invocation
                     .key(self.keys.epoch())
@@ -365,12 +364,16 @@ impl Cluster {
                     .key(self.keys.seq())
                     .key(self.keys.log())
                     .key(self.keys.channels())
-                    .key(self.keys.channel(channel))
-                    .arg(channel.as_ref())
-                    .arg(text.as_ref())
-                    .arg(max)
-                    .arg(age)
+                    .arg(&channel_prefix)
                     .arg(LOG_LENGTH);
+                for (channel, text) in chunks[i] {
+                    let (max, age) = self.hub.limits_for(channel);
+                    invocation
+                        .arg(channel.as_ref())
+                        .arg(text.as_ref())
+                        .arg(max)
+                        .arg(age);
+                }
                 invocation
             })
             .collect();

@@ -24,26 +24,38 @@ if string.sub(epoch, 1, 8) == 'seeding:' then
 end
 ";
 
-/// KEYS: epoch, id, seq, log, channels, channel history.
-/// ARGV: channel, text, max messages (0: no limit), max age (s), log length.
-/// Returns {id, timestamp}.
+/// Publish a batch of messages, in order. KEYS: epoch, id, seq, log,
+/// channels. ARGV: channel key prefix, log length, then for each message:
+/// channel, text, max messages (0: no limit), max age (s).
+/// Returns the first message's id (the others follow one by one).
+/// Ids and log numbers are taken for the whole batch at once, and each
+/// channel is trimmed once: a batch costs little more than its XADDs.
 const PUBLISH: &str = r"
-local id = redis.call('INCR', KEYS[2]) - 1
-local seq = redis.call('INCR', KEYS[3])
+local n = (#ARGV - 2) / 4
+local first = redis.call('INCRBY', KEYS[2], n) - n
+local seq = redis.call('INCRBY', KEYS[3], n) - n
 local ts = tonumber(redis.call('TIME')[1])
-local max = tonumber(ARGV[3])
-local age = tonumber(ARGV[4])
-if max > 0 then
-  redis.call('XADD', KEYS[6], 'MAXLEN', max, '*', 'id', id, 'ts', ts, 'text', ARGV[2])
-else
-  redis.call('XADD', KEYS[6], '*', 'id', id, 'ts', ts, 'text', ARGV[2])
+local ages = {}
+for k = 0, n - 1 do
+  local at = 3 + 4 * k
+  local name, text, max = ARGV[at], ARGV[at + 1], tonumber(ARGV[at + 2])
+  local key = ARGV[1] .. name
+  if max > 0 then
+    redis.call('XADD', key, 'MAXLEN', max, '*', 'id', first + k, 'ts', ts, 'text', text)
+  else
+    redis.call('XADD', key, '*', 'id', first + k, 'ts', ts, 'text', text)
+  end
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[2], '*',
+    'seq', seq + k + 1, 'op', 'm', 'id', first + k, 'ch', name, 'ts', ts, 'text', text)
+  ages[name] = tonumber(ARGV[at + 3])
 end
-if ts > age then redis.call('XTRIM', KEYS[6], 'MINID', (ts - age) * 1000) end
-redis.call('EXPIRE', KEYS[6], age + 1)
-redis.call('SADD', KEYS[5], ARGV[1])
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[5], '*',
-  'seq', seq, 'op', 'm', 'id', id, 'ch', ARGV[1], 'ts', ts, 'text', ARGV[2])
-return {id, ts}
+for name, age in pairs(ages) do
+  local key = ARGV[1] .. name
+  if ts > age then redis.call('XTRIM', key, 'MINID', (ts - age) * 1000) end
+  redis.call('EXPIRE', key, age + 1)
+  redis.call('SADD', KEYS[5], name)
+end
+return first
 ";
 
 /// KEYS: epoch, seq, log, channels, channel history.
