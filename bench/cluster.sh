@@ -47,17 +47,7 @@ ulimit -n "$want_fds"
 
 log() { printf '\n=== %s\n' "$*" >&2; }
 if [[ $BUILD == 1 ]]; then
-    log "building yardsticks and meteord (release)"
-    mkdir -p "$YARD"
-    for item in "$YARDSTICKS_SRC"/*; do
-        name=$(basename "$item")
-        [[ $name == target ]] && continue
-        rm -rf "${YARD:?}/$name"
-        cp -pR "$item" "$YARD/$name"
-    done
-    chmod -R u+w "$YARD"
-    cargo build --release --manifest-path "$YARD/Cargo.toml" 2>&1 | tail -n 2 >&2
-    cargo build --release --bin meteord 2>&1 | tail -n 2 >&2
+    YARDSTICKS_SRC=$YARDSTICKS_SRC "$REPO/bench/build.sh"
 fi
 LOADGEN="$YARD/target/release/loadgen"
 METEORD="$REPO/target/release/meteord"

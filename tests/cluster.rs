@@ -70,6 +70,24 @@ async fn try_publish(control: &mut Control, channel: &str, text: &str) -> Result
     }
 }
 
+/// Publish through the HTTP API.
+async fn api_publish(
+    addr: std::net::SocketAddr,
+    auth: &str,
+    channel: &str,
+    text: &str,
+) -> common::Response {
+    let path = format!("/api/channels/{channel}/messages");
+    request(
+        addr,
+        "POST",
+        &path,
+        &[("Authorization", auth)],
+        text.as_bytes(),
+    )
+    .await
+}
+
 /// Wait until `check` holds, or fail with `what`.
 async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -230,14 +248,7 @@ async fn redis_down_refuses_publishing_and_nodes_catch_up_when_it_returns() {
     assert!(refused.starts_with("ERR Redis is unavailable"), "{refused}");
     // The connection stays open for more commands.
     assert_eq!(control.command("COUNTSUBSCRIBERS feed").await, "OK 1\r\n");
-    let http = request(
-        b.subscriber,
-        "POST",
-        "/api/channels/feed/messages",
-        &[("Authorization", &auth_b)],
-        b"lost too",
-    )
-    .await;
+    let http = api_publish(b.subscriber, &auth_b, "feed", "lost too").await;
     assert_eq!(
         http.status,
         503,
@@ -262,14 +273,7 @@ async fn redis_down_refuses_publishing_and_nodes_catch_up_when_it_returns() {
     })
     .await;
     acked.push((back.unwrap(), "after".into()));
-    let via_b = request(
-        b.subscriber,
-        "POST",
-        "/api/channels/feed/messages",
-        &[("Authorization", &auth_b)],
-        b"from b",
-    )
-    .await;
+    let via_b = api_publish(b.subscriber, &auth_b, "feed", "from b").await;
     assert_eq!(via_b.status, 201);
     acked.push((via_b.json()["id"].as_u64().unwrap(), "from b".into()));
 
