@@ -41,6 +41,9 @@ struct DashboardPage {
 
 struct ClusterCard {
     node: String,
+    /// Live subscribers and channels of every node that is up.
+    subscribers: usize,
+    channels: usize,
     url: String,
     connected: bool,
     /// Seconds since the epoch of the last change of the link.
@@ -91,6 +94,14 @@ fn cluster_card(cluster: &crate::cluster::Cluster) -> ClusterCard {
         .collect();
     ClusterCard {
         node: cluster.node.clone(),
+        subscribers: view
+            .nodes
+            .iter()
+            .filter(|n| n.up)
+            .filter_map(|n| n.info.as_ref())
+            .map(|i| i.subscribers)
+            .sum(),
+        channels: cluster.list_channels().len(),
         url: cluster.url.clone(),
         connected: link.connected,
         since: link
@@ -165,7 +176,9 @@ pub async fn page(State(admin): State<Arc<Admin>>, viewer: Viewer) -> Response {
         layout: viewer.layout("Dashboard", "dashboard"),
         version: stats["version"].as_str().unwrap_or_default().to_string(),
         uptime: view::duration(stats["uptime"].as_u64().unwrap_or_default()),
-        channels: stats["channels"].as_u64().unwrap_or_default() as usize,
+        // This node's, as the live figures next to it (the cluster's are
+        // in the Cluster card).
+        channels: shared.hub.channel_count(),
         subscribers: by_transport.values().sum(),
         transports: crate::settings::TRANSPORTS
             .iter()
