@@ -71,24 +71,7 @@ fi
 log() { printf '\n=== %s\n' "$*" >&2; }
 
 if [[ $BUILD == 1 ]]; then
-    log "building yardsticks (copy of $YARDSTICKS_SRC in $YARD)"
-    [[ -f $YARDSTICKS_SRC/Cargo.toml ]] || { echo "run.sh: no $YARDSTICKS_SRC/Cargo.toml" >&2; exit 1; }
-    mkdir -p "$YARD"
-    # copy the sources (not any target/), keeping mtimes so cargo rebuilds only on change
-    for item in "$YARDSTICKS_SRC"/*; do
-        name=$(basename "$item")
-        [[ $name == target ]] && continue
-        rm -rf "${YARD:?}/$name"
-        cp -pR "$item" "$YARD/$name"
-    done
-    chmod -R u+w "$YARD"
-    cargo build --release --manifest-path "$YARD/Cargo.toml" 2>&1 | tail -n 3 >&2
-
-    log "building meteord (cargo build --release)"
-    if ! cargo build --release --bin meteord 2>&1 | tail -n 3 >&2; then
-        echo "run.sh: cargo build --release failed; fix the build (or use --no-build)" >&2
-        exit 1
-    fi
+    YARDSTICKS_SRC=$YARDSTICKS_SRC "$REPO/bench/build.sh"
 fi
 BASELINE_BIN="$YARD/target/release/baseline"
 LOADGEN_BIN="$YARD/target/release/loadgen"

@@ -15,6 +15,9 @@
 //! - [`config`]: the legacy config file and command line → one typed [`config::Config`].
 //! - [`template`]: the `~placeholder~` templates of the legacy protocol.
 //! - [`hub`]: channels, message caches, ids, subscribers, stats.
+//! - [`engine`]: where publishes go — the hub alone (memory), or Redis
+//!   shared by several nodes ([`cluster`]), whose shared log every node
+//!   follows to feed its own hub.
 //! - [`control`]: the publisher line protocol over TCP, and UDP.
 //! - [`subscriber`]: the subscriber port — legacy `/push`, static files, and
 //!   an axum router for everything newer.
@@ -32,8 +35,10 @@ pub mod admin;
 pub mod api;
 pub mod app;
 pub mod assets;
+pub mod cluster;
 pub mod config;
 pub mod control;
+pub mod engine;
 pub mod hub;
 pub mod logging;
 pub mod server;

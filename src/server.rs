@@ -12,7 +12,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
-use crate::config::{Config, LegacyArgs};
+use crate::cluster::Cluster;
+use crate::config::{Config, EngineKind, LegacyArgs};
+use crate::engine::Engine;
 use crate::hub::{Hub, IdReserve, Message};
 use crate::store::accounts::Accounts;
 use crate::store::persist::Persister;
@@ -47,6 +49,8 @@ pub struct Shared {
     pub tls: Option<Arc<crate::tls::Tls>>,
     /// Self-update: what the last check found, and whether to restart.
     pub updates: crate::update::Updates,
+    /// Memory alone, or Redis shared with other nodes.
+    pub engine: crate::engine::Engine,
 }
 
 /// Counts connections per client address.
@@ -170,7 +174,7 @@ impl Server {
             config.max_messages_per_channel,
             config.max_message_age,
         ));
-        let (persister, accounts) = open_store(&config, &hub);
+        let (store, accounts) = open_store(&config);
         // Settings made in the admin UI, and channel rules, from the database.
         let mut ui_settings = LegacyArgs::default();
         let mut config = config;
@@ -240,6 +244,21 @@ impl Server {
             None
         };
         hub.set_limits(config.max_messages_per_channel, config.max_message_age);
+        let persister = store.and_then(|store| open_channels(store, &config, &hub));
+        let shutdown = CancellationToken::new();
+        let engine = match config.engine {
+            EngineKind::Memory => Engine::Memory,
+            EngineKind::Redis => Engine::Redis(
+                Cluster::start(
+                    &config,
+                    hub.clone(),
+                    control.local_addr()?,
+                    subscriber.local_addr()?,
+                    shutdown.clone(),
+                )
+                .await?,
+            ),
+        };
         let shared = Arc::new(Shared {
             hub,
             config: ArcSwap::from_pointee(config),
@@ -247,13 +266,14 @@ impl Server {
             ui_settings: std::sync::Mutex::new(ui_settings),
             documents: Documents::default(),
             framings: Default::default(),
-            shutdown: CancellationToken::new(),
+            shutdown,
             tasks: TaskTracker::new(),
             persister,
             accounts,
             clients: Clients::default(),
             tls,
             updates: Default::default(),
+            engine,
         });
         Ok(Server {
             shared,
@@ -368,12 +388,15 @@ impl Server {
                 shared.tasks.len()
             );
         }
+        if let Some(cluster) = shared.engine.cluster() {
+            cluster.finish().await;
+        }
         match shared.persister.clone() {
             Some(persister) => {
                 let _ = tokio::task::spawn_blocking(move || persister.shutdown()).await;
             }
             // A clean stop: the next start continues ids without a gap.
-            None if shared.accounts.is_some() => {
+            None if shared.accounts.is_some() && shared.engine.cluster().is_none() => {
                 let ceiling = IdCeiling::new(&shared.config.load().data_directory);
                 if let Err(e) = ceiling.reserve(shared.hub.next_message_id()) {
                     warn!("cannot record the next message id: {e}");
@@ -386,11 +409,9 @@ impl Server {
     }
 }
 
-/// Open the database in the data directory: its accounts always, and —
-/// as the Persistence setting says — restore the channel caches from it and
-/// start writing them back. A database that cannot be opened is logged and
-/// the server runs without one.
-fn open_store(config: &Config, hub: &Arc<Hub>) -> (Option<Arc<Persister>>, Option<Arc<Accounts>>) {
+/// Open the database in the data directory and its accounts. A database
+/// that cannot be opened is logged and the server runs without one.
+fn open_store(config: &Config) -> (Option<Store>, Option<Arc<Accounts>>) {
     let dir = &config.data_directory;
     let (store, note) = match Store::open(dir) {
         Ok(opened) => opened,
@@ -409,13 +430,25 @@ fn open_store(config: &Config, hub: &Arc<Hub>) -> (Option<Arc<Persister>>, Optio
             None
         }
     };
+    (Some(store), accounts)
+}
+
+/// As the Persistence setting says, restore the channel caches from the
+/// database and start writing them back. (With the redis engine, Redis
+/// keeps the channels and hands out the ids; the database keeps only the
+/// accounts and settings.)
+fn open_channels(store: Store, config: &Config, hub: &Arc<Hub>) -> Option<Arc<Persister>> {
+    if config.engine == EngineKind::Redis {
+        return None;
+    }
+    let dir = &config.data_directory;
     if config.persistence == Persistence::Off {
         // No channel data on disk, but ids still continue where they were,
         // so that clients resuming after a restart never see one reused.
         let ceiling = Arc::new(IdCeiling::new(dir));
         hub.restore(std::iter::empty(), ceiling.read());
         hub.reserve_ids(ceiling);
-        return (None, accounts);
+        return None;
     }
     let started = Instant::now();
     let oldest = crate::hub::unix_now().saturating_sub(config.max_message_age);
@@ -423,7 +456,7 @@ fn open_store(config: &Config, hub: &Arc<Hub>) -> (Option<Arc<Persister>>, Optio
         Ok(restored) => restored,
         Err(e) => {
             error!("persistence is off for this run: cannot read the database: {e}");
-            return (None, accounts);
+            return None;
         }
     };
     let ceiling = IdCeiling::new(dir);
@@ -450,7 +483,7 @@ fn open_store(config: &Config, hub: &Arc<Hub>) -> (Option<Arc<Persister>>, Optio
         config.persistence,
         Duration::from_secs(config.snapshot_interval),
     );
-    (Some(persister), accounts)
+    Some(persister)
 }
 
 /// Age out cached messages and close subscriptions past MaxTime.
@@ -568,7 +601,9 @@ pub fn handle_signals(
                 }
                 _ = usr1.recv() => {
                     info!("SIGUSR1: emptying all channel caches");
-                    shared.hub.clear_caches();
+                    if let Err(e) = shared.clear_caches().await {
+                        error!("cannot empty the channel caches: {e}");
+                    }
                 }
                 _ = usr2.recv() => {
                     info!("SIGUSR2: dropping the document cache");

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{find, http_raw, request, Response, Stream, TestServer, WAIT};
+use common::{find, http_raw, request, Redis, Response, Stream, TestServer, WAIT};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -155,14 +155,22 @@ fn location(response: &Response) -> &str {
 }
 
 async fn admin_server() -> (TestServer, SocketAddr) {
-    let server = TestServer::start(&[]).await;
+    admin_server_with(&[]).await
+}
+
+async fn admin_server_with(options: &[(&str, &str)]) -> (TestServer, SocketAddr) {
+    let server = TestServer::start(options).await;
     let admin = server.admin.expect("the admin listener");
     (server, admin)
 }
 
 /// A server whose admin password is set, and a browser signed in to it.
 async fn signed_in() -> (TestServer, Browser) {
-    let (server, admin) = admin_server().await;
+    signed_in_with(&[]).await
+}
+
+async fn signed_in_with(options: &[(&str, &str)]) -> (TestServer, Browser) {
+    let (server, admin) = admin_server_with(options).await;
     let mut browser = Browser::new(admin);
     let done = browser
         .post(
@@ -1173,5 +1181,73 @@ async fn update_buttons_report_a_missing_feed() {
         dashboard.contains("Updating is off: no UpdateFeed is configured"),
         "{dashboard}"
     );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn dashboard_shows_each_node_and_the_redis_password_stays_hidden() {
+    let redis = Redis::start_with_password("hunter2-pw");
+    let url = redis.url();
+    let a = [
+        ("Engine", "redis"),
+        ("RedisURL", url.as_str()),
+        ("NodeName", "node-a"),
+    ];
+    let b = [
+        ("Engine", "redis"),
+        ("RedisURL", url.as_str()),
+        ("NodeName", "node-b"),
+    ];
+    let (server, mut browser) = signed_in_with(&a).await;
+    let other = TestServer::start(&b).await;
+
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let page = loop {
+        let page = html(&browser.get("/").await);
+        if page.contains("data-node=\"node-b\"") || tokio::time::Instant::now() > deadline {
+            break page;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(page.contains("id=\"cluster\""), "{page}");
+    assert!(page.contains("data-node=\"node-a\""), "{page}");
+    assert!(page.contains("data-node=\"node-b\""), "{page}");
+    assert!(page.contains(">connected<"), "{page}");
+    assert!(page.contains("redis://:***@127.0.0.1"), "{page}");
+    assert!(!page.contains("hunter2-pw"), "password on the dashboard");
+
+    let settings = html(&browser.get("/settings").await);
+    assert!(settings.contains("id=\"setting-RedisURL\""), "{settings}");
+    assert!(settings.contains("redis://:***@127.0.0.1"), "{settings}");
+    assert!(
+        !settings.contains("hunter2-pw"),
+        "password on the settings page"
+    );
+    // Saving the hidden form back would make *** the password: refused.
+    let masked = format!("redis://:***@127.0.0.1:{}/", redis.port);
+    let refused = browser
+        .submit(
+            "/settings",
+            "/settings",
+            &[("key", "RedisURL"), ("value", &masked)],
+        )
+        .await;
+    assert_eq!(refused.status, 422);
+    assert!(html(&refused).contains("never shows it"));
+
+    // A node that goes away shows as down, then is dropped on a clean stop.
+    other.stop().await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let page = html(&browser.get("/").await);
+        if !page.contains("data-node=\"node-b\"") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "node-b still listed: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     server.stop().await;
 }

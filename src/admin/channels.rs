@@ -83,7 +83,7 @@ pub async fn list(
         open_error = Some("A channel name is 1 to 256 bytes, without spaces.".to_string());
     }
     let hub = &admin.shared.hub;
-    let all = hub.list_channels();
+    let all = admin.shared.list_channels();
     let needle = query.q.trim().to_lowercase();
     let matching: Vec<_> = all
         .iter()
@@ -303,10 +303,16 @@ pub async fn publish(
         text.to_string()
     };
     let shared = &admin.shared;
-    let id = shared.hub.publish(name.as_bytes(), Bytes::from(sent));
-    if let Some(persister) = &shared.persister {
-        persister.wait_durable(id).await;
-    }
+    let id = match shared.publish(name.as_bytes(), Bytes::from(sent)).await {
+        Ok(id) => id,
+        Err(e) => {
+            let mut page = channel_page(&admin, &viewer, &name);
+            page.draft = text.to_string();
+            page.escape = escape;
+            page.error = Some(format!("Not published: {e}."));
+            return viewer.page(StatusCode::SERVICE_UNAVAILABLE, &page);
+        }
+    };
     info!(user = %viewer.session.user, channel = %name, id, escaped = escape, "admin UI: published a message");
     let published = format!("Message {id} published to {name}.");
     let flash = match (problems.is_empty(), escape) {
@@ -329,15 +335,16 @@ pub async fn clear(
     Path(name): Path<String>,
     Action { viewer, .. }: Action,
 ) -> Response {
-    let flash = match admin.shared.hub.clear_channel(name.as_bytes()) {
-        Some(n) => {
+    let flash = match admin.shared.clear_channel(name.as_bytes()).await {
+        Err(e) => Flash::error(format!("Nothing was cleared: {e}.")),
+        Ok(Some(n)) => {
             info!(user = %viewer.session.user, channel = %name, cleared = n, "admin UI: cleared a channel cache");
             Flash::ok(format!(
                 "Cleared {n} cached message{} from {name}.",
                 if n == 1 { "" } else { "s" }
             ))
         }
-        None => Flash::warn(format!("There is no channel {name} (nothing to clear).")),
+        Ok(None) => Flash::warn(format!("There is no channel {name} (nothing to clear).")),
     };
     viewer.redirect(&view::channel_path(&name), flash)
 }

@@ -302,6 +302,11 @@ fn needs_restart(key: &str) -> bool {
                 | "TLSKeyFile"
                 | "TLSHostnames"
                 | "ControllerTLS"
+                | "Engine"
+                | "NodeName"
+                | "RedisCAFile"
+                | "RedisPrefix"
+                | "RedisURL"
         )
 }
 
@@ -365,7 +370,12 @@ fn settings_view(
         .map(|s| SettingRow {
             key: s.key,
             mode: s.mode.clone().unwrap_or_default(),
-            raw: s.raw.clone(),
+            // A Redis URL may hold a password: never shown.
+            raw: if s.key == "RedisURL" {
+                crate::config::redact_url(&s.raw)
+            } else {
+                s.raw.clone()
+            },
             source: match s.source {
                 Source::Default | Source::Builtin(_) => "default".into(),
                 Source::File(line) => format!("file, line {line}"),
@@ -410,17 +420,34 @@ pub async fn save_setting(
 ) -> Response {
     let key = form.text("key").to_string();
     let value = form.text("value").to_string();
+    if key == "RedisURL" && value.contains(":***@") {
+        // The page shows the URL with its password hidden; saving that
+        // back would make "***" the password.
+        let error = "Type the whole URL with its password: this page never shows it.".to_string();
+        let page = settings_view(&admin, &viewer, key, String::new(), Some(error));
+        return viewer.page(StatusCode::UNPROCESSABLE_ENTITY, &page);
+    }
     let shared = admin.shared.clone();
     let (k, v) = (key.clone(), value.clone());
     match run(move || shared.set_global_setting(&k, &v)).await {
         Err(response) => response,
         Ok(Err(error)) => {
-            let page = settings_view(&admin, &viewer, key, value, Some(error));
+            let draft = if key == "RedisURL" {
+                crate::config::redact_url(&value)
+            } else {
+                value
+            };
+            let page = settings_view(&admin, &viewer, key, draft, Some(error));
             viewer.page(StatusCode::UNPROCESSABLE_ENTITY, &page)
         }
         Ok(Ok(())) => {
             info!(user = %viewer.session.user, %key, "admin UI: changed a setting");
-            let mut text = format!("{key} is set to \"{value}\".");
+            let shown = if key == "RedisURL" {
+                crate::config::redact_url(&value)
+            } else {
+                value.clone()
+            };
+            let mut text = format!("{key} is set to \"{shown}\".");
             if needs_restart(&key) {
                 text.push_str(" It takes effect when the server restarts.");
             }

@@ -40,6 +40,8 @@ struct DashboardPage {
     log_directory: Option<String>,
     log_files: String,
     update: UpdateView,
+    /// The nodes sharing the redis engine (none with the memory engine).
+    cluster: Option<ClusterCard>,
 }
 
 /// The dashboard's update card.
@@ -52,6 +54,81 @@ struct UpdateView {
     available: Option<String>,
     last_error: Option<String>,
     installing: bool,
+}
+
+struct ClusterCard {
+    node: String,
+    /// Live subscribers and channels of every node that is up.
+    subscribers: usize,
+    channels: usize,
+    url: String,
+    connected: bool,
+    /// Seconds since the epoch of the last change of the link.
+    since: Option<u64>,
+    last_error: Option<String>,
+    ttl: u64,
+    nodes: Vec<NodeRow>,
+}
+
+struct NodeRow {
+    name: String,
+    is_self: bool,
+    up: bool,
+    /// How long ago it was last heard from.
+    seen: String,
+    subscribers: String,
+    uptime: String,
+    address: String,
+    next_id: String,
+}
+
+fn cluster_card(cluster: &crate::cluster::Cluster) -> ClusterCard {
+    let link = cluster.link();
+    let view = cluster.view();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let nodes = view
+        .nodes
+        .iter()
+        .map(|n| {
+            let info = n.info.as_ref().filter(|_| n.up);
+            let or_dash = |v: Option<String>| v.unwrap_or_else(|| "—".into());
+            NodeRow {
+                name: n.name.clone(),
+                is_self: n.is_self,
+                up: n.up,
+                seen: format!(
+                    "{} ago",
+                    view::duration(now_ms.saturating_sub(n.last_seen_ms) / 1000)
+                ),
+                subscribers: or_dash(info.map(|i| i.subscribers.to_string())),
+                uptime: or_dash(info.map(|i| view::duration(i.uptime))),
+                address: or_dash(info.map(|i| i.subscriber.clone())),
+                next_id: or_dash(info.map(|i| i.next_id.to_string())),
+            }
+        })
+        .collect();
+    ClusterCard {
+        node: cluster.node.clone(),
+        subscribers: view
+            .nodes
+            .iter()
+            .filter(|n| n.up)
+            .filter_map(|n| n.info.as_ref())
+            .map(|i| i.subscribers)
+            .sum(),
+        channels: cluster.list_channels().len(),
+        url: cluster.url.clone(),
+        connected: link.connected,
+        since: link
+            .since
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs()),
+        last_error: link.last_error,
+        ttl: crate::cluster::NODE_TTL.as_secs(),
+        nodes,
+    }
 }
 
 impl DashboardPage {
@@ -72,6 +149,10 @@ pub async fn page(State(admin): State<Arc<Admin>>, viewer: Viewer) -> Response {
     let persisted = live::persistence(shared);
     let (persistence_mode, persistence_note) = match (&persisted, config.persistence) {
         (Some(p), _) => (p.mode.clone(), ""),
+        (None, _) if shared.engine.cluster().is_some() => (
+            "redis".to_string(),
+            "Channel caches and message ids live in Redis (see Cluster below); the database keeps accounts and settings.",
+        ),
         (None, Persistence::Off) => (
             "off".to_string(),
             "Channel caches live in memory only; a restart empties them.",
@@ -156,7 +237,9 @@ pub async fn page(State(admin): State<Arc<Admin>>, viewer: Viewer) -> Response {
         layout: viewer.layout("Dashboard", "dashboard"),
         version: stats["version"].as_str().unwrap_or_default().to_string(),
         uptime: view::duration(stats["uptime"].as_u64().unwrap_or_default()),
-        channels: stats["channels"].as_u64().unwrap_or_default() as usize,
+        // This node's, as the live figures next to it (the cluster's are
+        // in the Cluster card).
+        channels: shared.hub.channel_count(),
         subscribers: by_transport.values().sum(),
         transports: crate::settings::TRANSPORTS
             .iter()
@@ -184,6 +267,7 @@ pub async fn page(State(admin): State<Arc<Admin>>, viewer: Viewer) -> Response {
         log_directory: crate::logging::directory().map(|d| d.display().to_string()),
         log_files,
         update,
+        cluster: shared.engine.cluster().map(|c| cluster_card(c)),
     };
     viewer.page(StatusCode::OK, &page)
 }

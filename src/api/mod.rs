@@ -129,10 +129,10 @@ async fn publish(
     if shared.hub.paused() {
         return error(StatusCode::SERVICE_UNAVAILABLE, crate::hub::PAUSED);
     }
-    let id = shared.hub.publish(name.as_bytes(), text);
-    if let Some(persister) = &shared.persister {
-        persister.wait_durable(id).await;
-    }
+    let id = match shared.publish(name.as_bytes(), text).await {
+        Ok(id) => id,
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    };
     (
         StatusCode::CREATED,
         Json(json!({"id": id, "channel": name})),
@@ -150,7 +150,6 @@ struct ChannelRow {
 
 async fn list_channels(_: ApiToken, State(shared): State<Arc<Shared>>) -> Response {
     let rows: Vec<ChannelRow> = shared
-        .hub
         .list_channels()
         .into_iter()
         .map(|c| ChannelRow {
@@ -169,7 +168,6 @@ async fn channel(
     Path(name): Path<String>,
 ) -> Response {
     let Some(summary) = shared
-        .hub
         .list_channels()
         .into_iter()
         .find(|c| c.name.as_ref() == name.as_bytes())
@@ -196,9 +194,10 @@ async fn clear(
     State(shared): State<Arc<Shared>>,
     Path(name): Path<String>,
 ) -> Response {
-    match shared.hub.clear_channel(name.as_bytes()) {
-        Some(cleared) => Json(json!({"cleared": cleared})).into_response(),
-        None => error(StatusCode::NOT_FOUND, "no such channel"),
+    match shared.clear_channel(name.as_bytes()).await {
+        Ok(Some(cleared)) => Json(json!({"cleared": cleared})).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, "no such channel"),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
 }
 
@@ -213,12 +212,44 @@ pub fn stats_json(shared: &Shared) -> serde_json::Value {
         .iter()
         .map(|s| (s.name().to_string(), json!(hub.stats.get(*s))))
         .collect();
-    json!({
+    let mut stats = json!({
         "version": env!("CARGO_PKG_VERSION"),
         "uptime": hub.uptime(),
-        "channels": hub.channel_count(),
+        "channels": shared.channel_count(),
         "next_message_id": hub.next_message_id(),
         "subscribers_by_transport": hub.subscribers_by_transport(),
         "counters": counters,
+        "engine": shared.config.load().engine.to_string(),
+    });
+    if let Some(cluster) = shared.engine.cluster() {
+        stats["cluster"] = cluster_json(cluster);
+    }
+    stats
+}
+
+/// The nodes sharing the redis engine, and this node's link to Redis.
+fn cluster_json(cluster: &crate::cluster::Cluster) -> serde_json::Value {
+    let view = cluster.view();
+    let link = cluster.link();
+    let totals: serde_json::Map<String, serde_json::Value> = cluster
+        .counters()
+        .into_iter()
+        .map(|(s, v)| (s.name().to_string(), json!(v)))
+        .collect();
+    json!({
+        "node": cluster.node,
+        "redis": {"url": cluster.url, "connected": link.connected, "last_error": link.last_error},
+        "counters": totals,
+        "nodes": view.nodes.iter().map(|n| json!({
+            "name": n.name,
+            "self": n.is_self,
+            "up": n.up,
+            "last_seen_ms": n.last_seen_ms,
+            "subscribers": n.info.as_ref().map(|i| i.subscribers),
+            "uptime": n.info.as_ref().map(|i| i.uptime),
+            "next_message_id": n.info.as_ref().map(|i| i.next_id),
+            "subscriber_address": n.info.as_ref().map(|i| i.subscriber.clone()),
+            "control_address": n.info.as_ref().map(|i| i.control.clone()),
+        })).collect::<Vec<_>>(),
     })
 }

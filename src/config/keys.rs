@@ -118,6 +118,12 @@ pub const KEYS: &[Key] = &[
         help: "File served when a directory of the document root is requested",
     },
     Key {
+        name: "Engine",
+        default: "memory",
+        scope: Scope::Global,
+        help: "Where channels live: memory (this server alone) or redis (several servers share channels, ids and backlogs through the Redis server at RedisURL)",
+    },
+    Key {
         name: "HeaderTemplate",
         default: HTTP_HEADER,
         scope: Scope::PerMode,
@@ -230,6 +236,30 @@ pub const KEYS: &[Key] = &[
         default: "<script>p(-1,\"\");</script>\\r\\n",
         scope: Scope::PerMode,
         help: "Sent to persistent subscribers every PingInterval seconds (empty: no pings)",
+    },
+    Key {
+        name: "NodeName",
+        default: "",
+        scope: Scope::Global,
+        help: "This server's name among the nodes sharing a Redis engine: letters, digits, . _ - (empty: the host name and subscriber port)",
+    },
+    Key {
+        name: "RedisCAFile",
+        default: "",
+        scope: Scope::Global,
+        help: "PEM file of the certificate authority that signed the Redis server's certificate, for rediss:// to a server with a private CA (empty: the system's trusted roots)",
+    },
+    Key {
+        name: "RedisPrefix",
+        default: "meteord",
+        scope: Scope::Global,
+        help: "Start of every Redis key the redis engine uses; nodes with the same prefix share their channels",
+    },
+    Key {
+        name: "RedisURL",
+        default: "redis://127.0.0.1:6379/",
+        scope: Scope::Global,
+        help: "Redis server of the redis engine: redis://[:password@]host:port/db, or rediss:// for TLS (the password never appears in logs or the admin UI)",
     },
     Key {
         name: "SnapshotInterval",

@@ -51,6 +51,78 @@ impl fmt::Display for Source {
     }
 }
 
+/// Where channels, ids and backlogs live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineKind {
+    /// In this process: one server alone.
+    Memory,
+    /// In Redis, shared by every node using the same RedisURL and prefix.
+    Redis,
+}
+
+impl fmt::Display for EngineKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EngineKind::Memory => "memory",
+            EngineKind::Redis => "redis",
+        })
+    }
+}
+
+/// Whether a Redis URL is one the engine can use; says why not.
+fn check_redis_url(url: &str) -> Result<(), String> {
+    if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+        return Err("expected a redis:// or rediss:// URL".into());
+    }
+    redis::Client::open(url)
+        .map(|_| ())
+        .map_err(|e| format!("not a usable Redis URL ({:?})", e.kind()))
+}
+
+/// A URL with its password (if any) replaced by `***`, fit for logs and
+/// pages.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_string();
+    };
+    let userinfo = &rest[..at];
+    let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+    format!("{scheme}://{user}:***@{}", &rest[at + 1..])
+}
+
+/// A node name: short, and safe in Redis keys, logs and pages.
+pub fn valid_node_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// This machine's name, reduced to the characters a node name may use.
+fn host_name() -> String {
+    let raw = std::env::var("HOSTNAME")
+        .or_else(|_| std::env::var("COMPUTERNAME"))
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .unwrap_or_default();
+    let name: String = raw
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        .take(48)
+        .collect();
+    if name.is_empty() {
+        "meteord".into()
+    } else {
+        name
+    }
+}
+
 /// A configuration problem, naming the file, line and key where it can.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -134,6 +206,17 @@ pub struct Config {
     pub hsts_max_age: u64,
     pub metrics: MetricsAccess,
     pub persistence: crate::store::Persistence,
+    /// Where channels live: this process alone, or Redis shared by nodes.
+    pub engine: EngineKind,
+    /// The Redis server of the redis engine (may hold a password: never
+    /// log it as it is, see [`redact_url`]).
+    pub redis_url: String,
+    pub redis_prefix: String,
+    /// The CA that signed the Redis server's TLS certificate (none: the
+    /// system's roots).
+    pub redis_ca_file: Option<PathBuf>,
+    /// This node's name among those sharing the Redis engine.
+    pub node_name: String,
     pub data_directory: PathBuf,
     pub snapshot_interval: u64,
     pub controller_shutdown_msg: Bytes,
@@ -373,6 +456,47 @@ impl Config {
         {
             return Err(resolver.invalid("UpdateFeed", None, "expected an http(s):// URL"));
         }
+        let engine = match resolver
+            .string("Engine", None)
+            .trim()
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "memory" | "" => EngineKind::Memory,
+            "redis" => EngineKind::Redis,
+            _ => return Err(resolver.invalid("Engine", None, "expected memory or redis")),
+        };
+        let redis_url = resolver.string("RedisURL", None).trim().to_string();
+        if engine == EngineKind::Redis {
+            if let Err(problem) = check_redis_url(&redis_url) {
+                // Not `invalid`: that would repeat the password.
+                return Err(ConfigError::Value {
+                    key: "RedisURL".into(),
+                    origin: resolver.origin("RedisURL", None),
+                    message: format!("{problem} (got '{}')", redact_url(&redis_url)),
+                });
+            }
+        }
+        let redis_ca_file = match resolver.string("RedisCAFile", None).trim() {
+            "" => None,
+            path => Some(PathBuf::from(path)),
+        };
+        let redis_prefix = resolver.string("RedisPrefix", None).trim().to_string();
+        if redis_prefix.is_empty() || redis_prefix.bytes().any(|b| b.is_ascii_whitespace()) {
+            return Err(resolver.invalid("RedisPrefix", None, "expected a word without spaces"));
+        }
+        let subscriber_port = resolver.port("SubscriberPort")?;
+        let node_name = match resolver.string("NodeName", None).trim() {
+            "" => format!("{}-{subscriber_port}", host_name()),
+            name if valid_node_name(name) => name.to_string(),
+            _ => {
+                return Err(resolver.invalid(
+                    "NodeName",
+                    None,
+                    "expected 1 to 64 letters, digits, '.', '_' or '-'",
+                ))
+            }
+        };
 
         let metrics = match resolver
             .string("Metrics", None)
@@ -431,6 +555,11 @@ impl Config {
             metrics,
             allow_origin,
             persistence,
+            engine,
+            redis_url,
+            redis_prefix,
+            redis_ca_file,
+            node_name,
             data_directory,
             snapshot_interval,
             controller_ip: resolver.ip("ControllerIP", Ipv4Addr::LOCALHOST.into())?,
@@ -451,7 +580,7 @@ impl Config {
             max_messages_per_channel: resolver.number("MaxMessagesPerChannel", None)? as usize,
             ping_interval: resolver.number("PingInterval", None)?,
             subscriber_ip: resolver.ip("SubscriberIP", Ipv4Addr::UNSPECIFIED.into())?,
-            subscriber_port: resolver.port("SubscriberPort")?,
+            subscriber_port,
             document_root: resolver.string("SubscriberDocumentRoot", None),
             dynamic_page_address,
             syslog_facility: resolver.string("SyslogFacility", None),
@@ -647,6 +776,19 @@ pub(crate) fn entries_of<V>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("redis://:s3cret@db:6379/0"),
+            "redis://:***@db:6379/0"
+        );
+        assert_eq!(redact_url("rediss://app:p@ss@db/"), "rediss://app:***@db/");
+        assert_eq!(redact_url("redis://db:6379/"), "redis://db:6379/");
+        assert!(check_redis_url("http://db/").is_err());
+        assert!(check_redis_url("rediss://:pw@db:6380/").is_ok());
+        assert!(valid_node_name("web-1.eu_2") && !valid_node_name("a b") && !valid_node_name(""));
+    }
 
     #[test]
     fn unescapes_like_meteord() {

@@ -4,6 +4,7 @@
 //! Replies are collected while more complete lines are buffered and written
 //! in one go, so a pipelining publisher costs one syscall per read.
 
+mod clustered;
 mod command;
 pub mod lines;
 pub mod udp;
@@ -108,6 +109,9 @@ async fn connection(
 
         let mut quit = false;
         let mut last_published = None;
+        if let Some(cluster) = shared.engine.cluster() {
+            quit = clustered::run_lines(&mut lines, cluster, &shared.hub, &mut out).await;
+        }
         while let Some(framed) = lines.next_line() {
             match framed {
                 Framed::Line(line) => match execute(&line, &shared.hub, &mut out) {
@@ -181,25 +185,14 @@ pub fn execute(line: &[u8], hub: &Hub, out: &mut Vec<u8>) -> Executed {
             crate::template::push_decimal(out, hub.count_subscribers(channel) as u64);
             out.extend_from_slice(b"\r\n");
         }
-        Command::ListChannels => {
-            out.extend_from_slice(b"OK\r\n");
-            for channel in hub.list_channels() {
-                out.extend_from_slice(&channel.name);
-                out.extend_from_slice(
-                    format!("({}/{})\r\n", channel.messages, channel.subscribers).as_bytes(),
-                );
-            }
-            out.extend_from_slice(b"--EOT--\r\n");
-        }
-        Command::ShowStats => {
-            out.extend_from_slice(b"OK\r\n");
-            out.extend_from_slice(format!("uptime: {}\r\n", hub.uptime()).as_bytes());
-            out.extend_from_slice(format!("channel_count: {}\r\n", hub.channel_count()).as_bytes());
-            for (stat, value) in hub.stats.touched() {
-                out.extend_from_slice(format!("{}: {value}\r\n", stat.name()).as_bytes());
-            }
-            out.extend_from_slice(b"--EOT--\r\n");
-        }
+        Command::ListChannels => list_channels(out, &hub.list_channels()),
+        Command::ShowStats => show_stats(
+            out,
+            hub.uptime(),
+            hub.channel_count(),
+            &hub.stats.touched(),
+            &[],
+        ),
         Command::Quit => {
             out.extend_from_slice(b"OK\r\n");
             return Executed::Quit;
@@ -207,4 +200,37 @@ pub fn execute(line: &[u8], hub: &Hub, out: &mut Vec<u8>) -> Executed {
         Command::Invalid => out.extend_from_slice(ERR_SYNTAX),
     }
     Executed::Other
+}
+
+/// The LISTCHANNELS reply.
+fn list_channels(out: &mut Vec<u8>, channels: &[crate::hub::ChannelSummary]) {
+    out.extend_from_slice(b"OK\r\n");
+    for channel in channels {
+        out.extend_from_slice(&channel.name);
+        out.extend_from_slice(
+            format!("({}/{})\r\n", channel.messages, channel.subscribers).as_bytes(),
+        );
+    }
+    out.extend_from_slice(b"--EOT--\r\n");
+}
+
+/// The SHOWSTATS reply; `extra` lines (same `name: value` form) go after
+/// the counters.
+fn show_stats(
+    out: &mut Vec<u8>,
+    uptime: u64,
+    channel_count: usize,
+    counters: &[(Stat, u64)],
+    extra: &[(String, String)],
+) {
+    out.extend_from_slice(b"OK\r\n");
+    out.extend_from_slice(format!("uptime: {uptime}\r\n").as_bytes());
+    out.extend_from_slice(format!("channel_count: {channel_count}\r\n").as_bytes());
+    for (stat, value) in counters {
+        out.extend_from_slice(format!("{}: {value}\r\n", stat.name()).as_bytes());
+    }
+    for (name, value) in extra {
+        out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+    }
+    out.extend_from_slice(b"--EOT--\r\n");
 }

@@ -42,8 +42,19 @@ pub async fn serve(socket: UdpSocket, shared: Arc<Shared>) {
                 debug!(%peer, "udp message refused: {}", crate::hub::PAUSED);
             }
             Some((channel, text)) => {
-                let id = shared.hub.publish(channel, Bytes::copy_from_slice(text));
-                debug!(%peer, id, "udp message added");
+                let text = Bytes::copy_from_slice(text);
+                // No reply, so no wait for the disk (as before) with the
+                // memory engine; Redis must answer before the next datagram
+                // so that their order holds.
+                let published = match shared.engine.cluster() {
+                    None => Ok(shared.hub.publish(channel, text)),
+                    Some(cluster) => cluster.publish(channel, text).await,
+                };
+                match published {
+                    Ok(id) => debug!(%peer, id, "udp message added"),
+                    // No reply to send: the log is the only place to say it.
+                    Err(e) => warn!(%peer, "udp message dropped: {e}"),
+                }
             }
             None => debug!(%peer, "udp datagram is not an ADDMESSAGE; ignored"),
         }

@@ -159,6 +159,26 @@ impl Channel {
         self.messages.is_empty() && self.subscribers.is_empty()
     }
 
+    /// Cache a message (keeping at most `max`, 0: no limit) and append it
+    /// to the live feed; returns the wakers of the subscribers to wake once
+    /// the hub's lock is released.
+    #[inline]
+    fn append(&mut self, message: Arc<Message>, max: usize) -> Vec<std::task::Waker> {
+        self.messages.push_back(message.clone());
+        if max > 0 {
+            while self.messages.len() > max {
+                self.messages.pop_front();
+            }
+        }
+        match &self.feed {
+            Some(feed) => {
+                let framings = &self.framings;
+                feed.push(|seq| Entry::new(seq, message, framings.iter().map(|(f, _)| f)))
+            }
+            None => Vec::new(),
+        }
+    }
+
     /// Index of the first cached message the start asks for, if any.
     fn start_index(&self, start: Start) -> Option<usize> {
         let len = self.messages.len();
@@ -362,6 +382,19 @@ impl Hub {
         self.rules.load().for_channel(channel).cloned()
     }
 
+    /// The cache limits of a channel: (most messages kept, 0: no limit;
+    /// longest age in seconds), its rule's if it has one.
+    pub fn limits_for(&self, channel: &[u8]) -> (usize, u64) {
+        let rules = self.rules.load();
+        let rule = rules.for_channel(channel);
+        (
+            rule.and_then(|r| r.max_messages)
+                .unwrap_or_else(|| self.max_per_channel.load(Ordering::Relaxed)),
+            rule.and_then(|r| r.max_age)
+                .unwrap_or_else(|| self.max_age.load(Ordering::Relaxed)),
+        )
+    }
+
     /// Seconds since the hub was created.
     pub fn uptime(&self) -> u64 {
         self.started.elapsed().map_or(0, |d| d.as_secs())
@@ -501,22 +534,10 @@ impl Hub {
             text,
             timestamp,
         });
-        chan.messages.push_back(message.clone());
-        if max > 0 {
-            while chan.messages.len() > max {
-                chan.messages.pop_front();
-            }
-        }
-
         if let Some(journal) = self.journal.get().filter(|_| journaled) {
             journal(message.clone());
         }
-        let wakers = match &chan.feed {
-            Some(feed) => {
-                feed.push(|seq| Entry::new(seq, message, chan.framings.iter().map(|(f, _)| f)))
-            }
-            None => Vec::new(),
-        };
+        let wakers = chan.append(message, max);
         if state.track_dirty && !chan.dirty {
             chan.dirty = true;
             state.dirty.push(name);
@@ -528,6 +549,104 @@ impl Hub {
         }
         self.stats.incr(Stat::UniqueMessages);
         id
+    }
+
+    /// Take in messages that already have their id and timestamp (the
+    /// shared log of a cluster), in id order: each is cached and delivered
+    /// like a published one. Ids below the next expected id were taken in
+    /// before and are skipped, so applying the same message twice is
+    /// harmless. Returns how many were new.
+    pub fn apply(&self, messages: impl IntoIterator<Item = Message>) -> usize {
+        let rules = self.rules.load();
+        let global = self.max_per_channel.load(Ordering::Relaxed);
+        let mut wakers = Vec::new();
+        let mut guard = self.lock();
+        let applied = self.apply_locked(&mut guard, &rules, global, messages, &mut wakers);
+        drop(guard);
+        for waker in wakers {
+            waker.wake();
+        }
+        applied
+    }
+
+    fn apply_locked(
+        &self,
+        state: &mut State,
+        rules: &ChannelRules,
+        global: usize,
+        messages: impl IntoIterator<Item = Message>,
+        wakers: &mut Vec<std::task::Waker>,
+    ) -> usize {
+        let mut applied = 0;
+        for mut message in messages {
+            if message.id < state.next_id {
+                continue;
+            }
+            state.next_id = message.id + 1;
+            let max = rules
+                .for_channel(&message.channel)
+                .and_then(|r| r.max_messages)
+                .unwrap_or(global);
+            let chan = match state.channels.get_key_value(&message.channel) {
+                Some((name, _)) => {
+                    // Share the one copy of the name.
+                    message.channel = name.clone();
+                    state.channels.get_mut(&message.channel).expect("present")
+                }
+                None => state.channels.entry(message.channel.clone()).or_default(),
+            };
+            let name = message.channel.clone();
+            wakers.extend(chan.append(Arc::new(message), max));
+            if state.track_dirty && !chan.dirty {
+                chan.dirty = true;
+                state.dirty.push(name);
+            }
+            applied += 1;
+        }
+        self.published.store(state.next_id, Ordering::Release);
+        applied
+    }
+
+    /// Make the caches equal to `channels` (each channel's messages in id
+    /// order, as a cluster's shared store holds them): channels missing
+    /// there are emptied, known messages are kept as they are, and messages
+    /// newer than any taken in so far are delivered to live subscribers in
+    /// id order. Returns how many were new.
+    pub fn resync(&self, channels: Vec<(Bytes, Vec<Message>)>) -> usize {
+        let rules = self.rules.load();
+        let global = self.max_per_channel.load(Ordering::Relaxed);
+        let mut wakers = Vec::new();
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let known = state.next_id;
+        let mut fresh = Vec::new();
+        let mut names = std::collections::HashSet::with_capacity(channels.len());
+        for (name, messages) in channels {
+            let (old, new): (Vec<Message>, Vec<Message>) =
+                messages.into_iter().partition(|m| m.id < known);
+            fresh.extend(new);
+            let chan = state.channels.entry(name.clone()).or_default();
+            chan.messages = old.into_iter().map(Arc::new).collect();
+            names.insert(name);
+        }
+        let mut changed = Vec::new();
+        for (name, chan) in state.channels.iter_mut() {
+            if !names.contains(name) && !chan.messages.is_empty() {
+                chan.messages.clear();
+            }
+            changed.push(name.clone());
+        }
+        for name in changed {
+            state.mark_dirty(&name);
+        }
+        state.channels.retain(|_, c| !c.is_idle());
+        fresh.sort_by_key(|m| m.id);
+        let applied = self.apply_locked(state, &rules, global, fresh, &mut wakers);
+        drop(guard);
+        for waker in wakers {
+            waker.wake();
+        }
+        applied
     }
 
     /// Start a subscription: write the header (built by `header` from the
