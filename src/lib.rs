@@ -21,6 +21,8 @@
 //! - [`control`]: the publisher line protocol over TCP, and UDP.
 //! - [`subscriber`]: the subscriber port — legacy `/push`, static files, and
 //!   an axum router for everything newer.
+//! - [`tls`]: HTTPS/WSS (and optionally the control port) with rustls; the
+//!   certificate, its reloads, and the plain-or-TLS connection type.
 //! - [`admin`]: the admin web UI on its own listener.
 //! - [`api`]: the HTTP API (`/api`, `/metrics`) on the subscriber port.
 //! - [`store`]: the SQLite database — persistence of the caches, accounts.
