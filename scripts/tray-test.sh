@@ -55,7 +55,7 @@ wait_for() {
 }
 
 # A free display: Xvfb picks one and reports it.
-Xvfb -displayfd 3 -screen 0 640x480x24 -nolisten tcp 3>"$work/display" 2>"$work/xvfb.log" &
+Xvfb -displayfd 3 -screen 0 1024x480x24 -nolisten tcp 3>"$work/display" 2>"$work/xvfb.log" &
 xvfb_pid=$!
 wait_for test -s "$work/display" || fail "Xvfb did not start"
 export DISPLAY=":$(head -n1 "$work/display")"
@@ -77,7 +77,7 @@ trayer --edge top --align left --widthtype request --height 32 --SetDockType tru
     --transparent false --tint 0xffffff --expand false >"$WORK/trayer.log" 2>&1 &
 trayer_pid=$!
 "$BIN" -ConfigFileLocation assets/meteord.conf -ControllerPort 0 -SubscriberPort 0 \
-    -SubscriberIP 127.0.0.1 -AdminPort 0 -Persistence off \
+    -SubscriberIP 127.0.0.1 -AdminPort 0 -Persistence off -TLS self-signed \
     -DataDirectory "$WORK/data" -LogDirectory "$WORK/logs" >"$WORK/server.log" 2>&1 &
 echo $! >"$WORK/server.pid"
 wait "$(cat "$WORK/server.pid")"
@@ -107,7 +107,8 @@ open_menu() {
     sleep 1
 }
 
-# Menu: status (disabled), Open admin, Pause publishing, Check for
+# Menu: status and (with TLS) the certificate fingerprint, both disabled;
+# then Open admin, Pause publishing, Check for
 # updates, Open logs folder, Quit. Keys walk the enabled items.
 import -window root "$work/before.png"
 open_menu
