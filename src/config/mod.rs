@@ -105,13 +105,8 @@ pub fn valid_node_name(name: &str) -> bool {
 
 /// This machine's name, reduced to the characters a node name may use.
 fn host_name() -> String {
-    let raw = std::env::var("HOSTNAME")
-        .or_else(|_| std::env::var("COMPUTERNAME"))
-        .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-        .unwrap_or_default();
+    let raw = machine_name().unwrap_or_default();
     let name: String = raw
-        .trim()
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
         .take(48)
@@ -121,6 +116,17 @@ fn host_name() -> String {
     } else {
         name
     }
+}
+
+/// This machine's name as the environment or the system gives it
+/// (trimmed; unchecked), if it has one.
+pub fn machine_name() -> Option<String> {
+    std::env::var("HOSTNAME")
+        .or_else(|_| std::env::var("COMPUTERNAME"))
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
 }
 
 /// A configuration problem, naming the file, line and key where it can.

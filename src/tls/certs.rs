@@ -174,18 +174,11 @@ pub fn self_signed_names(extra: &[String]) -> Vec<String> {
     names
 }
 
+/// This machine's name, if it is a valid DNS name.
 fn hostname() -> Option<String> {
-    let name = std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::env::var("COMPUTERNAME").ok())
-        .or_else(|| {
-            std::fs::read_to_string("/etc/hostname")
-                .ok()
-                .map(|s| s.trim().to_string())
-        })?;
-    let valid = !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    let name = crate::config::machine_name()?;
+    let valid = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
     valid.then(|| name.to_ascii_lowercase())
 }
