@@ -45,8 +45,6 @@ use axum::{Extension, Router};
 use rust_embed::RustEmbed;
 use tokio::net::TcpListener;
 
-use tower_http::set_header::SetResponseHeaderLayer;
-
 use crate::server::{accept_loop, serve_http, Shared};
 use crate::tls::Conn;
 
@@ -215,24 +213,15 @@ pub async fn serve_with(listener: TcpListener, shared: Arc<Shared>, options: Opt
         async move {
             let conn = match tls {
                 None => Conn::Plain(tcp),
-                Some(tls) => {
-                    let accepted = tokio::select! {
-                        _ = shared.shutdown.cancelled() => return,
-                        accepted = tls.accept(tcp) => accepted,
-                    };
-                    match accepted {
-                        Ok(conn) => conn,
-                        Err(e) => return tracing::debug!(%peer, "admin TLS handshake failed: {e}"),
-                    }
-                }
+                Some(tls) => match tls.accept(tcp, peer, &shared.shutdown).await {
+                    Some(conn) => conn,
+                    None => return,
+                },
             };
             let hsts_max_age = shared.config.load().hsts_max_age;
-            let hsts = (conn.is_tls() && hsts_max_age > 0)
-                .then(|| HeaderValue::from_str(&format!("max-age={hsts_max_age}")).ok())
-                .flatten();
-            let app = app.layer(Extension(ConnectInfo(peer))).layer(
-                SetResponseHeaderLayer::if_not_present(header::STRICT_TRANSPORT_SECURITY, hsts),
-            );
+            let app = app
+                .layer(Extension(ConnectInfo(peer)))
+                .layer(crate::tls::hsts_layer(conn.is_tls(), hsts_max_age));
             serve_http(conn, app, &shared.shutdown).await;
         }
     })

@@ -70,11 +70,7 @@ async fn connection(
     let stream = match (tls, refusal) {
         // A refused client gets no handshake work, so no reply either.
         (Some(_), Some(_)) => None,
-        (Some(tls), None) => tls
-            .accept(stream)
-            .await
-            .inspect_err(|e| debug!(%peer, "TLS handshake failed: {e}"))
-            .ok(),
+        (Some(tls), None) => tls.accept(stream, peer, &shared.shutdown).await,
         (None, _) => Some(Conn::Plain(stream)),
     };
     let Some(mut stream) = stream else {

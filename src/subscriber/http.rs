@@ -18,7 +18,6 @@ use axum::{Extension, Json, Router};
 use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::config::Config;
 use crate::hub::SubscriberInfo;
@@ -28,9 +27,6 @@ use crate::tls::Conn;
 /// The routes served by hyper.
 pub fn router(shared: Arc<Shared>, peer: SocketAddr, tls: bool) -> Router {
     let config = shared.config.load();
-    let hsts = (tls && config.hsts_max_age > 0)
-        .then(|| HeaderValue::from_str(&format!("max-age={}", config.hsts_max_age)).ok())
-        .flatten();
     let streams = Router::new()
         .route("/sse/{*specs}", get(super::sse::handler))
         .route("/poll/{*specs}", get(super::poll::handler))
@@ -42,10 +38,7 @@ pub fn router(shared: Arc<Shared>, peer: SocketAddr, tls: bool) -> Router {
         .merge(crate::api::router())
         .fallback(not_found)
         .layer(Extension(PeerAddr(Some(peer))))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            axum::http::header::STRICT_TRANSPORT_SECURITY,
-            hsts,
-        ))
+        .layer(crate::tls::hsts_layer(tls, config.hsts_max_age))
         .with_state(shared)
 }
 

@@ -72,13 +72,7 @@ async fn connection(
         (Some(_), true) => stats.incr(Stat::ErrorsServed),
         (None, true) => respond_raw(&mut Conn::Plain(stream), UNAVAILABLE, &shared).await,
         (Some(tls), false) => {
-            let accepted = tokio::select! {
-                _ = shared.shutdown.cancelled() => None,
-                accepted = tls.accept(stream) => accepted
-                    .inspect_err(|e| debug!(%peer, "TLS handshake failed: {e}"))
-                    .ok(),
-            };
-            if let Some(conn) = accepted {
+            if let Some(conn) = tls.accept(stream, peer, &shared.shutdown).await {
                 route(conn, peer, &shared).await;
             }
         }

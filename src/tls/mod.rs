@@ -9,14 +9,18 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use std::net::SocketAddr;
+
 use arc_swap::ArcSwap;
+use axum::http::{header, HeaderValue};
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tracing::{debug, error, info};
 
 pub use certs::CertError;
 pub use conn::Conn;
@@ -25,6 +29,15 @@ pub use conn::Conn;
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often certificate files are checked for changes.
 const WATCH_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Sets Strict-Transport-Security on a connection's answers: only over TLS,
+/// and only with a max-age configured (HSTSMaxAge).
+pub fn hsts_layer(tls: bool, max_age: u64) -> SetResponseHeaderLayer<Option<HeaderValue>> {
+    let value = (tls && max_age > 0)
+        .then(|| HeaderValue::from_str(&format!("max-age={max_age}")).ok())
+        .flatten();
+    SetResponseHeaderLayer::if_not_present(header::STRICT_TRANSPORT_SECURITY, value)
+}
 
 /// Where the certificate comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,15 +129,28 @@ impl Tls {
         Ok(Some(Arc::new(tls)))
     }
 
-    /// Finish the handshake on a new connection.
-    pub async fn accept(&self, tcp: TcpStream) -> std::io::Result<Conn> {
-        match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor.accept(tcp)).await {
-            Ok(Ok(stream)) => Ok(Conn::Tls(Box::new(stream))),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "TLS handshake timed out",
-            )),
+    /// Finish the handshake on a new connection: `None` (logged) when it
+    /// fails or times out, or when shutdown comes first.
+    pub async fn accept(
+        &self,
+        tcp: TcpStream,
+        peer: SocketAddr,
+        shutdown: &CancellationToken,
+    ) -> Option<Conn> {
+        let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor.accept(tcp));
+        tokio::select! {
+            _ = shutdown.cancelled() => None,
+            result = handshake => match result {
+                Ok(Ok(stream)) => Some(Conn::Tls(Box::new(stream))),
+                Ok(Err(e)) => {
+                    debug!(%peer, "TLS handshake failed: {e}");
+                    None
+                }
+                Err(_) => {
+                    debug!(%peer, "TLS handshake timed out");
+                    None
+                }
+            },
         }
     }
 
