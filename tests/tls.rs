@@ -159,43 +159,12 @@ async fn tls_get(tls: &TlsConnector, addr: SocketAddr, path: &str) -> Response {
 }
 
 /// A streaming response over TLS, read as it comes.
-struct TlsReader {
-    stream: TlsStream<TcpStream>,
-    received: Vec<u8>,
-}
-
-impl TlsReader {
-    async fn open(tls: &TlsConnector, addr: SocketAddr, path: &str) -> TlsReader {
-        let mut stream = connect(tls, addr, "localhost").await;
-        stream
-            .write_all(format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes())
-            .await
-            .unwrap();
-        TlsReader {
-            stream,
-            received: Vec::new(),
-        }
-    }
-
-    async fn until(&mut self, needle: &str) -> String {
-        let found = timeout(WAIT, async {
-            while find(&self.received, needle.as_bytes()).is_none() {
-                let mut chunk = [0u8; 16384];
-                match self.stream.read(&mut chunk).await {
-                    Ok(0) | Err(_) => return false,
-                    Ok(n) => self.received.extend_from_slice(&chunk[..n]),
-                }
-            }
-            true
-        })
-        .await;
-        let text = String::from_utf8_lossy(&self.received).into_owned();
-        assert!(
-            matches!(found, Ok(true)),
-            "never got {needle:?}; got {text:?}"
-        );
-        text
-    }
+async fn tls_stream(
+    tls: &TlsConnector,
+    addr: SocketAddr,
+    path: &str,
+) -> Stream<TlsStream<TcpStream>> {
+    Stream::request(connect(tls, addr, "localhost").await, path).await
 }
 
 fn free_port() -> u16 {
@@ -223,12 +192,12 @@ async fn legacy_push_over_tls_sends_the_same_bytes_as_plain_http() {
     assert_eq!(plain.port().to_string(), plain_port);
 
     server.publish("news", "first").await;
-    let mut secure =
-        TlsReader::open(&tls, server.subscriber, "/push/h1/xhrinteractive/news.r0").await;
+    let mut secure = tls_stream(&tls, server.subscriber, "/push/h1/xhrinteractive/news.r0").await;
     let mut legacy = Stream::open(plain, "/push/h2/xhrinteractive/news.r0").await;
     server.wait_subscribers("news", 2).await;
     server.publish("news", "second").await;
-    let over_tls = secure.until("second").await;
+    secure.until(b"second").await;
+    let over_tls = secure.text();
     let over_plain = legacy.until(b"second").await.to_vec();
     assert!(over_tls.starts_with("HTTP/1.1 200 OK\r\n"), "{over_tls}");
     assert_eq!(over_tls.as_bytes(), &over_plain[..over_tls.len()]);
@@ -301,11 +270,12 @@ async fn static_files_sse_poll_api_and_health_over_tls() {
     .unwrap();
     assert_eq!(line["text"], "one");
 
-    let mut sse = TlsReader::open(&tls, server.subscriber, "/sse/feed").await;
-    sse.until("retry:").await;
+    let mut sse = tls_stream(&tls, server.subscriber, "/sse/feed").await;
+    sse.until(b"retry:").await;
     server.wait_subscribers("feed", 1).await;
     let id = server.publish("feed", "live").await;
-    let text = sse.until("\"text\":\"live\"").await;
+    sse.until(b"\"text\":\"live\"").await;
+    let text = sse.text();
     assert!(text.contains(&format!("id: {id}\n")), "{text}");
     server.stop().await;
 }
@@ -415,8 +385,8 @@ async fn changed_certificate_files_are_used_for_new_connections_without_dropping
     let first = served_fingerprint(&tls, server.subscriber).await;
     assert_eq!(first, server.shared.tls.as_ref().unwrap().fingerprint());
 
-    let mut live = TlsReader::open(&tls, server.subscriber, "/push/h1/xhrinteractive/r").await;
-    let mut sse = TlsReader::open(&tls, server.subscriber, "/sse/r").await;
+    let mut live = tls_stream(&tls, server.subscriber, "/push/h1/xhrinteractive/r").await;
+    let mut sse = tls_stream(&tls, server.subscriber, "/sse/r").await;
     server.wait_subscribers("r", 2).await;
 
     // Renewal: new files, picked up by the watcher.
@@ -437,8 +407,8 @@ async fn changed_certificate_files_are_used_for_new_connections_without_dropping
 
     // The subscribers from before the reload still get messages.
     server.publish("r", "after-reload").await;
-    live.until("after-reload").await;
-    sse.until("\"text\":\"after-reload\"").await;
+    live.until(b"after-reload").await;
+    sse.until(b"\"text\":\"after-reload\"").await;
 
     // A broken certificate file is refused; the one in use stays.
     std::fs::write(&pki.cert, "not a certificate").unwrap();
@@ -454,7 +424,7 @@ async fn changed_certificate_files_are_used_for_new_connections_without_dropping
     server.shared.reload().unwrap();
     assert_eq!(served_fingerprint(&tls, server.subscriber).await, third);
     server.publish("r", "after-third").await;
-    live.until("after-third").await;
+    live.until(b"after-third").await;
     server.stop().await;
 }
 

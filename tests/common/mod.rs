@@ -218,15 +218,22 @@ pub async fn get(addr: SocketAddr, path: &str) -> Vec<u8> {
     .await
 }
 
-/// A streaming subscriber: keeps the connection and reads as data comes.
-pub struct Stream {
-    pub stream: TcpStream,
+/// A streaming subscriber: keeps the connection (plain TCP unless said
+/// otherwise) and reads as data comes.
+pub struct Stream<S = TcpStream> {
+    pub stream: S,
     pub received: Vec<u8>,
 }
 
 impl Stream {
     pub async fn open(addr: SocketAddr, path: &str) -> Stream {
-        let mut stream = TcpStream::connect(addr).await.unwrap();
+        Stream::request(TcpStream::connect(addr).await.unwrap(), path).await
+    }
+}
+
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Stream<S> {
+    /// Send `GET path` on a connection already open.
+    pub async fn request(mut stream: S, path: &str) -> Stream<S> {
         stream
             .write_all(format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes())
             .await
