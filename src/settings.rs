@@ -105,6 +105,14 @@ impl ChannelRules {
         self.rules.iter().find(|r| r.matches(channel))
     }
 
+    /// The most messages a channel keeps: its rule's limit, else `global`
+    /// (0: no limit).
+    pub fn max_messages(&self, channel: &[u8], global: usize) -> usize {
+        self.for_channel(channel)
+            .and_then(|r| r.max_messages)
+            .unwrap_or(global)
+    }
+
     pub fn all(&self) -> &[ChannelRule] {
         &self.rules
     }

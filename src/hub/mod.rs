@@ -355,10 +355,7 @@ impl Hub {
         let mut state = self.lock();
         let mut changed = Vec::new();
         for (name, channel) in state.channels.iter_mut() {
-            let max = rules
-                .for_channel(name)
-                .and_then(|r| r.max_messages)
-                .unwrap_or(global);
+            let max = rules.max_messages(name, global);
             if max > 0 && channel.messages.len() > max {
                 let excess = channel.messages.len() - max;
                 channel.messages.drain(..excess);
@@ -583,10 +580,7 @@ impl Hub {
                 continue;
             }
             state.next_id = message.id + 1;
-            let max = rules
-                .for_channel(&message.channel)
-                .and_then(|r| r.max_messages)
-                .unwrap_or(global);
+            let max = rules.max_messages(&message.channel, global);
             let chan = match state.channels.get_key_value(&message.channel) {
                 Some((name, _)) => {
                     // Share the one copy of the name.
