@@ -346,6 +346,28 @@ async fn admin_ui_over_tls_sets_secure_cookies() {
         })
         .unwrap_or_else(|| panic!("no session cookie: {}", done.head));
     assert!(session.contains("; Secure"), "{session}");
+    // The dashboard names the certificate and its fingerprint.
+    let cookie = session
+        .split_once(':')
+        .unwrap()
+        .1
+        .split(';')
+        .next()
+        .unwrap()
+        .trim()
+        .to_string();
+    let dashboard = tls_request(
+        &tls,
+        admin,
+        &request_bytes("GET", "/", &[("Cookie", &cookie)], b""),
+    )
+    .await;
+    assert_eq!(dashboard.status, 200, "{}", dashboard.head);
+    let page = String::from_utf8_lossy(&dashboard.body);
+    let fingerprint = server.shared.tls.as_ref().unwrap().fingerprint();
+    assert!(page.contains(&fingerprint), "no fingerprint on: {page}");
+    assert!(page.contains(&pki.cert.display().to_string()), "{page}");
+    assert!(page.contains("Subscribers (HTTPS)"), "{page}");
     // Plain HTTP to the admin port is not answered in clear.
     let raw = http_raw(admin, b"GET /login HTTP/1.1\r\n\r\n").await;
     assert!(!raw.starts_with(b"HTTP/1.1"), "{raw:?}");
