@@ -18,6 +18,7 @@ TARGETS=(baseline meteord)
 usage() {
     cat <<EOF
 usage: bench/run.sh [--subs N] [--runs R] [--quick] [--msgs M] [--count K] [--no-build] [--out DIR]
+                    [--also NAME=BINARY ...]
 
   --subs N     subscribers per fan-out run (default 10000; --quick: 1000)
   --runs R     repetitions per target; the report shows medians (default 3; --quick: 1)
@@ -26,12 +27,16 @@ usage: bench/run.sh [--subs N] [--runs R] [--quick] [--msgs M] [--count K] [--no
   --count K    pipelined ADDMESSAGEs for the control benchmark (default 200000)
   --no-build   reuse target/release/meteord and the built yardsticks as they are
   --out DIR    results directory (default target/bench-results/<timestamp>)
+  --also NAME=BINARY
+               run another meteord build as target NAME, the same way, in the
+               same run (e.g. the build before a change: --also before=/tmp/meteord-old)
 
 Environment: YARDSTICKS_SRC (default /work/shared/bench) is copied to target/yardsticks.
 EOF
 }
 
 SUBS="" RUNS="" MSGS="" COUNT="" MIN_MSGS="" QUICK=0 BUILD=1 OUT=""
+declare -A OTHER_BINS=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --subs) SUBS=${2:?--subs needs a value}; shift 2 ;;
@@ -41,6 +46,14 @@ while [[ $# -gt 0 ]]; do
         --quick) QUICK=1; shift ;;
         --no-build) BUILD=0; shift ;;
         --out) OUT=${2:?--out needs a value}; shift 2 ;;
+        --also)
+            spec=${2:?--also needs NAME=BINARY}
+            name=${spec%%=*} bin=${spec#*=}
+            [[ $name =~ ^[a-z][a-z0-9_-]*$ && $name != baseline && $name != meteord && -x $bin ]] ||
+                { echo "run.sh: --also $spec: want NAME=BINARY with an executable BINARY" >&2; exit 2; }
+            OTHER_BINS[$name]=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
+            TARGETS+=("$name")
+            shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "run.sh: unknown option '$1'" >&2; usage >&2; exit 2 ;;
     esac
@@ -128,11 +141,14 @@ start_server() {
         baseline)
             "$BASELINE_BIN" --sub-port "$sp" --ctl-port "$cp" 2>"$logf" &
             ;;
-        meteord)
+        *)
+            # meteord, or another build of it (--also).
             # -MaxTime 0: the built-in config closes subscribers after 240 s otherwise.
             # Default persistence (snapshot), with its database under target/.
+            local bin=$METEORD_BIN
+            [[ $target == meteord ]] || bin=${OTHER_BINS[$target]}
             rm -rf "$OUT/meteord-data"
-            "$METEORD_BIN" -ConfigFileLocation "$METEORD_CONF" -ControllerPort "$cp" \
+            "$bin" -ConfigFileLocation "$METEORD_CONF" -ControllerPort "$cp" \
                 -SubscriberPort "$sp" -SubscriberIP 127.0.0.1 -MaxTime 0 \
                 -DataDirectory "$OUT/meteord-data" -AdminUI 0 2>"$logf" &
             ;;
@@ -168,7 +184,7 @@ stop_server() {
 
 # ---------------------------------------------------------------- runs
 cat >"$OUT/meta.json" <<EOF
-{"subs": $SUBS, "runs": $RUNS, "quick": $QUICK, "msgs": $MSGS, "min_msgs": $MIN_MSGS, "rates": "$RATES", "control_count": $COUNT, "targets": ["${TARGETS[0]}", "${TARGETS[1]}"], "nproc": $(nproc), "fd_limit": $want_fds, "started": "$(date -Iseconds)"}
+{"subs": $SUBS, "runs": $RUNS, "quick": $QUICK, "msgs": $MSGS, "min_msgs": $MIN_MSGS, "rates": "$RATES", "control_count": $COUNT, "targets": [$(printf '"%s",' "${TARGETS[@]}" | sed 's/,$//')], "nproc": $(nproc), "fd_limit": $want_fds, "started": "$(date -Iseconds)"}
 EOF
 log "results in $OUT  (subs=$SUBS runs=$RUNS msgs=$MSGS control count=$COUNT)"
 

@@ -22,6 +22,8 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+echo "== layers (ARCHITECTURE.md)"
+python3 scripts/check-layers.py src
 # Everything is built once, with the tray icon (the desktop build); the
 # default build's own code paths are linted too (this crate and the few
 # dependencies whose features differ without the tray are checked again).

@@ -13,29 +13,11 @@ use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
+use crate::config::{Config, LogFormat};
+
 /// Log files are named `meteord.YYYY-MM-DD.log`.
 pub const FILE_PREFIX: &str = "meteord";
 pub const FILE_SUFFIX: &str = "log";
-
-/// The format of the log files.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Text,
-    /// One JSON object a line, for log shippers.
-    Json,
-}
-
-impl std::str::FromStr for LogFormat {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "text" | "" => Ok(LogFormat::Text),
-            "json" => Ok(LogFormat::Json),
-            other => Err(format!("'{other}' is not text or json")),
-        }
-    }
-}
 
 /// What [`init`] sets up, from the configuration.
 #[derive(Debug, Clone)]
@@ -50,17 +32,17 @@ pub struct LogSettings {
     pub format: LogFormat,
 }
 
-/// The LogDirectory used when none is configured: `/var/log/meteord` for a
-/// system service (root on Linux), else `logs` in the data directory.
-pub fn default_directory(data_directory: &Path) -> PathBuf {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        if unsafe { libc::geteuid() } == 0 {
-            return PathBuf::from("/var/log/meteord");
+impl LogSettings {
+    /// How logging is set up (at start; a reload does not change it).
+    pub fn from_config(config: &Config) -> LogSettings {
+        LogSettings {
+            debug: config.debug,
+            unix_time: config.log_time_format.eq_ignore_ascii_case("unix"),
+            directory: config.log_directory.clone(),
+            retention: config.log_retention,
+            format: config.log_format,
         }
     }
-    data_directory.join("logs")
 }
 
 /// The directory the log files are actually written to (set by [`init`];

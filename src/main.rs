@@ -34,7 +34,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let log = meteord::logging::init(&config.log_settings());
+    let log = meteord::logging::init(&meteord::logging::LogSettings::from_config(&config));
     match &config.file {
         Some(path) => tracing::info!("configuration from {}", path.display()),
         None => tracing::info!("no configuration file; using the built-in configuration"),

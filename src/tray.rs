@@ -4,7 +4,7 @@
 //! The icon must live on the thread that runs the desktop's UI loop — GTK
 //! on Linux, the message loop on Windows — so that loop has the main
 //! thread and the servers run on their own runtime in a second thread
-//! ([`crate::app::serve`]). The menu acts on the server only through
+//! ([`crate::server::runtime::serve`]). The menu acts on the server only through
 //! [`Shared`]: Quit is the same graceful shutdown as SIGTERM.
 //!
 //! On other platforms the server runs headless.
@@ -18,10 +18,10 @@ use tracing::{error, info, warn};
 use tray_icon::menu::{Menu, MenuEvent, MenuItem, PredefinedMenuItem};
 use tray_icon::{Icon, TrayIcon, TrayIconBuilder};
 
-use crate::app::Ready;
 use crate::config::{Config, LegacyArgs};
 use crate::hub::Stat;
-use crate::server::Shared;
+use crate::node::Node;
+use crate::server::runtime::Ready;
 
 /// How often the UI loop looks at menu clicks and the server.
 const TICK: Duration = Duration::from_millis(100);
@@ -41,7 +41,7 @@ impl Drop for SetOnDrop {
 
 /// Run the servers in a thread and the tray on this one, until the server
 /// has shut down. Without a usable tray the server just runs on.
-pub fn run(config: Config, args: LegacyArgs) -> anyhow::Result<Arc<Shared>> {
+pub fn run(config: Config, args: LegacyArgs) -> anyhow::Result<Arc<Node>> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let stopped = Stopped::default();
     let on_exit = SetOnDrop(stopped.clone());
@@ -49,7 +49,7 @@ pub fn run(config: Config, args: LegacyArgs) -> anyhow::Result<Arc<Shared>> {
         .name("meteord-server".into())
         .spawn(move || {
             let _on_exit = on_exit;
-            crate::app::serve(config, args, move |ready| {
+            crate::server::runtime::serve(config, args, move |ready| {
                 let _ = ready_tx.send(ready);
             })
         })
@@ -99,7 +99,7 @@ impl Tray {
         let quit = MenuItem::new("Quit", true, None);
         // With TLS, the certificate's fingerprint, to compare with what a
         // browser shows before trusting a self-signed certificate.
-        let fingerprint = ready.shared.tls.as_ref().map(|tls| {
+        let fingerprint = ready.node.tls.as_ref().map(|tls| {
             let kind = if tls.is_self_signed() {
                 "Self-signed"
             } else {
@@ -130,7 +130,7 @@ impl Tray {
             .with_tooltip("meteord")
             .with_icon(icon()?)
             .build()?;
-        let last_published = ready.shared.hub.stats.get(Stat::UniqueMessages);
+        let last_published = ready.node.hub.stats.get(Stat::UniqueMessages);
         let mut tray = Tray {
             ready,
             stopped,
@@ -158,7 +158,7 @@ impl Tray {
         }
         let elapsed = self.last_refresh.elapsed();
         if elapsed >= REFRESH {
-            let published = self.ready.shared.hub.stats.get(Stat::UniqueMessages);
+            let published = self.ready.node.hub.stats.get(Stat::UniqueMessages);
             let rate = published.saturating_sub(self.last_published) as f64 / elapsed.as_secs_f64();
             self.last_published = published;
             self.last_refresh = Instant::now();
@@ -168,7 +168,7 @@ impl Tray {
     }
 
     fn clicked(&mut self, event: &MenuEvent) {
-        let shared = &self.ready.shared;
+        let node = &self.ready.node;
         if event.id == *self.open_admin.id() {
             if let Some(url) = self.admin_url() {
                 if let Err(e) = opener::open_browser(&url) {
@@ -176,10 +176,10 @@ impl Tray {
                 }
             }
         } else if event.id == *self.pause.id() {
-            shared.set_publishing_paused(!shared.publishing_paused());
+            node.set_publishing_paused(!node.publishing_paused());
             self.refresh_labels();
         } else if event.id == *self.update.id() {
-            let shared = shared.clone();
+            let node = node.clone();
             let install = self.offered.is_some();
             self.update.set_enabled(false);
             self.update.set_text(if install {
@@ -189,9 +189,12 @@ impl Tray {
             });
             self.ready.runtime.spawn(async move {
                 if install {
-                    let _ = crate::update::install_and_restart(&shared).await;
+                    let _ = node
+                        .updates
+                        .install_and_restart(node.config.load_full(), &node.shutdown)
+                        .await;
                 } else {
-                    let _ = crate::update::check_now(&shared).await;
+                    let _ = node.updates.check_now(node.config.load_full()).await;
                 }
             });
         } else if event.id == *self.open_logs.id() {
@@ -203,7 +206,7 @@ impl Tray {
         } else if event.id == *self.quit.id() {
             info!("tray: quit");
             self.status.set_text("meteord: stopping");
-            shared.shutdown.cancel();
+            node.shutdown.cancel();
         }
     }
 
@@ -213,7 +216,7 @@ impl Tray {
         if addr.ip().is_unspecified() {
             addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
         }
-        let scheme = if self.ready.shared.tls.is_some() {
+        let scheme = if self.ready.node.tls.is_some() {
             "https"
         } else {
             "http"
@@ -222,13 +225,13 @@ impl Tray {
     }
 
     fn refresh(&mut self, messages_per_s: f64) {
-        let shared = &self.ready.shared;
-        if shared.shutdown.is_cancelled() {
+        let node = &self.ready.node;
+        if node.shutdown.is_cancelled() {
             self.status.set_text("meteord: stopping");
             return;
         }
-        let subscribers: usize = shared.hub.subscribers_by_transport().values().sum();
-        let state = if shared.publishing_paused() {
+        let subscribers: usize = node.hub.subscribers_by_transport().values().sum();
+        let state = if node.publishing_paused() {
             "publishing paused"
         } else {
             "running"
@@ -241,13 +244,13 @@ impl Tray {
     }
 
     fn refresh_labels(&mut self) {
-        let shared = &self.ready.shared;
-        self.pause.set_text(if shared.publishing_paused() {
+        let node = &self.ready.node;
+        self.pause.set_text(if node.publishing_paused() {
             "Resume publishing"
         } else {
             "Pause publishing"
         });
-        let updates = shared.updates.status();
+        let updates = node.updates.status();
         if updates.installing {
             return;
         }
@@ -288,7 +291,7 @@ mod platform {
     use gtk::glib;
 
     use super::{Stopped, Tray, TICK};
-    use crate::app::Ready;
+    use crate::server::runtime::Ready;
 
     /// Initialise GTK, show the icon, and run GTK's main loop until the
     /// server has stopped.
@@ -315,7 +318,7 @@ mod platform {
     };
 
     use super::{Stopped, Tray, TICK};
-    use crate::app::Ready;
+    use crate::server::runtime::Ready;
 
     /// Show the icon and pump this thread's window messages (which the
     /// icon's hidden window needs) until the server has stopped.
@@ -342,7 +345,7 @@ mod platform {
 #[cfg(not(any(target_os = "linux", windows)))]
 mod platform {
     use super::Stopped;
-    use crate::app::Ready;
+    use crate::server::runtime::Ready;
 
     pub fn run(_ready: Ready, _stopped: Stopped) -> anyhow::Result<()> {
         anyhow::bail!("the tray icon is not supported on this platform yet")

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::{find, http_raw, request, Redis, Response, Stream, TestServer, WAIT};
+use meteord::hub::Transport;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -109,6 +110,32 @@ impl Browser {
         csrf_of(&page)
     }
 
+    /// The first-run form: a user name and the new password, twice.
+    async fn setup(&mut self, user: &str, password: &str, again: &str) -> Response {
+        let fields = [
+            ("username", user),
+            ("password", password),
+            ("password2", again),
+        ];
+        self.post("/setup", &fields).await
+    }
+
+    /// The sign-in form.
+    async fn login(&mut self, user: &str, password: &str) -> Response {
+        self.post("/login", &[("username", user), ("password", password)])
+            .await
+    }
+
+    /// The password form of the tokens page.
+    async fn change_password(&mut self, current: &str, new: &str, again: &str) -> Response {
+        let fields = [
+            ("current", current),
+            ("password", new),
+            ("password2", again),
+        ];
+        self.submit("/tokens", "/password", &fields).await
+    }
+
     /// POST a form the way the page at `page` would, with its CSRF token.
     async fn submit(&mut self, page: &str, action: &str, fields: &[(&str, &str)]) -> Response {
         let csrf = self.csrf(page).await;
@@ -172,16 +199,7 @@ async fn signed_in() -> (TestServer, Browser) {
 async fn signed_in_with(options: &[(&str, &str)]) -> (TestServer, Browser) {
     let (server, admin) = admin_server_with(options).await;
     let mut browser = Browser::new(admin);
-    let done = browser
-        .post(
-            "/setup",
-            &[
-                ("username", "admin"),
-                ("password", PASSWORD),
-                ("password2", PASSWORD),
-            ],
-        )
-        .await;
+    let done = browser.setup("admin", PASSWORD, PASSWORD).await;
     assert_eq!(done.status, 303, "{}", html(&done));
     assert!(browser.session().is_some());
     (server, browser)
@@ -189,7 +207,7 @@ async fn signed_in_with(options: &[(&str, &str)]) -> (TestServer, Browser) {
 
 fn session_valid(server: &TestServer, token: &str) -> bool {
     server
-        .shared
+        .node
         .accounts
         .as_ref()
         .unwrap()
@@ -201,7 +219,7 @@ fn session_valid(server: &TestServer, token: &str) -> bool {
 #[tokio::test]
 async fn first_run_sets_the_password_and_signs_in() {
     let (server, admin) = admin_server().await;
-    let accounts = server.shared.accounts.clone().unwrap();
+    let accounts = server.node.accounts.clone().unwrap();
     let mut browser = Browser::new(admin);
     // Every page leads to the first-run page, the sign-in page too.
     for path in ["/", "/channels", "/settings", "/login", "/tokens"] {
@@ -219,28 +237,10 @@ async fn first_run_sets_the_password_and_signs_in() {
     assert!(css.header("content-type").unwrap().starts_with("text/css"));
 
     // Too short, then two different passwords: refused, nothing stored.
-    let short = browser
-        .post(
-            "/setup",
-            &[
-                ("username", "admin"),
-                ("password", "short"),
-                ("password2", "short"),
-            ],
-        )
-        .await;
+    let short = browser.setup("admin", "short", "short").await;
     assert_eq!(short.status, 422);
     assert!(html(&short).contains("at least 8 characters"));
-    let differ = browser
-        .post(
-            "/setup",
-            &[
-                ("username", "admin"),
-                ("password", PASSWORD),
-                ("password2", "something else"),
-            ],
-        )
-        .await;
+    let differ = browser.setup("admin", PASSWORD, "something else").await;
     assert_eq!(differ.status, 422);
     assert!(html(&differ).contains("differ"));
     assert!(!accounts.has_users().unwrap());
@@ -268,16 +268,7 @@ async fn first_run_sets_the_password_and_signs_in() {
     );
     assert!(!accounts.has_users().unwrap());
 
-    let done = browser
-        .post(
-            "/setup",
-            &[
-                ("username", "admin"),
-                ("password", PASSWORD),
-                ("password2", PASSWORD),
-            ],
-        )
-        .await;
+    let done = browser.setup("admin", PASSWORD, PASSWORD).await;
     assert_eq!(done.status, 303);
     assert_eq!(location(&done), "/");
     let token = browser.session().expect("a session cookie").to_string();
@@ -293,14 +284,7 @@ async fn first_run_sets_the_password_and_signs_in() {
 
     // Only once.
     let again = Browser::new(admin)
-        .post(
-            "/setup",
-            &[
-                ("username", "eve"),
-                ("password", "evil password"),
-                ("password2", "evil password"),
-            ],
-        )
+        .setup("eve", "evil password", "evil password")
         .await;
     assert_eq!(again.status, 403);
     assert!(!accounts.verify_password("eve", "evil password").unwrap());
@@ -319,18 +303,11 @@ async fn sign_in_and_out() {
     assert_eq!(page.status, 200);
     assert!(html(&page).contains("<label for=\"password\">"));
 
-    let wrong = browser
-        .post(
-            "/login",
-            &[("username", "admin"), ("password", "not the password")],
-        )
-        .await;
+    let wrong = browser.login("admin", "not the password").await;
     assert_eq!(wrong.status, 401);
     assert!(html(&wrong).contains("Wrong user name or password"));
     assert!(browser.session().is_none());
-    let unknown = browser
-        .post("/login", &[("username", "nobody"), ("password", PASSWORD)])
-        .await;
+    let unknown = browser.login("nobody", PASSWORD).await;
     assert_eq!(unknown.status, 401);
 
     let ok = browser
@@ -384,21 +361,11 @@ async fn sign_in_is_rate_limited_per_client() {
     let (server, browser) = signed_in().await;
     let mut client = Browser::new(browser.addr);
     for attempt in 1..=5 {
-        let wrong = client
-            .post(
-                "/login",
-                &[
-                    ("username", "admin"),
-                    ("password", &format!("guess {attempt}")),
-                ],
-            )
-            .await;
+        let wrong = client.login("admin", &format!("guess {attempt}")).await;
         assert_eq!(wrong.status, 401, "attempt {attempt}");
     }
     // The sixth attempt is refused without a check, even with the password.
-    let blocked = client
-        .post("/login", &[("username", "admin"), ("password", PASSWORD)])
-        .await;
+    let blocked = client.login("admin", PASSWORD).await;
     assert_eq!(blocked.status, 429);
     assert_eq!(blocked.header("retry-after"), Some("60"));
     assert!(client.session().is_none());
@@ -470,10 +437,10 @@ async fn every_admin_route_needs_a_session() {
             );
         }
     }
-    assert!(server.shared.hub.messages(b"demo").is_empty());
-    assert!(server.shared.channel_rules().is_empty());
+    assert!(server.node.hub.messages(b"demo").is_empty());
+    assert!(server.node.channel_rules().is_empty());
     assert!(server
-        .shared
+        .node
         .accounts
         .as_ref()
         .unwrap()
@@ -536,8 +503,8 @@ async fn forms_without_the_csrf_token_or_from_other_sites_change_nothing() {
         .await;
     assert_eq!(login.status, 403);
 
-    assert!(server.shared.hub.messages(b"demo").is_empty());
-    assert_ne!(server.shared.config.load().max_messages_per_channel, 3);
+    assert!(server.node.hub.messages(b"demo").is_empty());
+    assert_ne!(server.node.config.load().max_messages_per_channel, 3);
 
     // The same form, done right, from this origin.
     let ok = browser
@@ -548,7 +515,7 @@ async fn forms_without_the_csrf_token_or_from_other_sites_change_nothing() {
         )
         .await;
     assert_eq!(ok.status, 303, "{}", html(&ok));
-    assert_eq!(server.shared.hub.messages(b"demo").len(), 1);
+    assert_eq!(server.node.hub.messages(b"demo").len(), 1);
     server.stop().await;
 }
 
@@ -557,9 +524,7 @@ async fn a_new_session_token_at_every_sign_in() {
     let (server, mut browser) = signed_in().await;
     let first = browser.session().unwrap().to_string();
     // Signing in again from a signed-in browser replaces its session.
-    let again = browser
-        .post("/login", &[("username", "admin"), ("password", PASSWORD)])
-        .await;
+    let again = browser.login("admin", PASSWORD).await;
     assert_eq!(again.status, 303);
     let second = browser.session().unwrap().to_string();
     assert_ne!(first, second);
@@ -572,9 +537,7 @@ async fn a_new_session_token_at_every_sign_in() {
     victim
         .cookies
         .insert("meteord_session".into(), planted.clone());
-    let signed = victim
-        .post("/login", &[("username", "admin"), ("password", PASSWORD)])
-        .await;
+    let signed = victim.login("admin", PASSWORD).await;
     assert_eq!(signed.status, 303);
     assert_ne!(victim.session().unwrap(), planted);
     assert!(!session_valid(&server, &planted));
@@ -647,7 +610,7 @@ async fn publish_from_the_form_reaches_a_legacy_subscriber() {
         )
         .await;
     assert_eq!(empty.status, 422);
-    assert_eq!(server.shared.hub.messages(b"news").len(), 3);
+    assert_eq!(server.node.hub.messages(b"news").len(), 3);
 
     // The cached messages are listed (HTML-escaped) on the channel's page.
     let page = html(&browser.get("/channels/news").await);
@@ -672,7 +635,7 @@ async fn kick_a_subscriber_and_clear_a_cache_from_the_channel_page() {
     let page = html(&browser.get("/channels/room").await);
     assert!(page.contains("kickme"), "{page}");
     assert!(page.contains("xhrinteractive"), "{page}");
-    let (id, info) = server.shared.hub.channel_subscribers(b"room").remove(0);
+    let (id, info) = server.node.hub.channel_subscribers(b"room").remove(0);
     assert_eq!(info.host_id.as_deref(), Some(&b"kickme"[..]));
     assert!(
         page.contains(&format!("name=\"id\" value=\"{id}\"")),
@@ -692,12 +655,12 @@ async fn kick_a_subscriber_and_clear_a_cache_from_the_channel_page() {
     assert!(html(&browser.get("/channels/room").await)
         .contains(&format!("Subscriber {id} was disconnected")));
 
-    assert_eq!(server.shared.hub.messages(b"room").len(), 3);
+    assert_eq!(server.node.hub.messages(b"room").len(), 3);
     let cleared = browser
         .submit("/channels/room", "/channels/room/clear", &[])
         .await;
     assert_eq!(cleared.status, 303);
-    assert!(server.shared.hub.messages(b"room").is_empty());
+    assert!(server.node.hub.messages(b"room").is_empty());
     assert!(html(&browser.get("/channels/room").await).contains("Cleared 3 cached messages"));
     server.stop().await;
 }
@@ -728,7 +691,7 @@ async fn channel_list_search_and_open() {
 async fn channel_rules_from_the_form() {
     let (server, mut browser) = signed_in().await;
     let page = html(&browser.get("/channel-settings").await);
-    for t in meteord::settings::TRANSPORTS {
+    for t in Transport::ALL {
         assert!(page.contains(&format!("value=\"{t}\"")), "{page}");
     }
     let saved = browser
@@ -746,7 +709,7 @@ async fn channel_rules_from_the_form() {
         )
         .await;
     assert_eq!(saved.status, 303, "{}", html(&saved));
-    let rules = server.shared.channel_rules();
+    let rules = server.node.channel_rules();
     assert_eq!(rules.len(), 1);
     let rule = &rules[0];
     assert_eq!(rule.pattern, "chat.*");
@@ -755,10 +718,10 @@ async fn channel_rules_from_the_form() {
     assert_eq!(rule.persist, Some(false));
     assert_eq!(
         rule.transports,
-        Some(vec!["sse".to_string(), "websocket".to_string()])
+        Some(vec![Transport::Sse, Transport::WebSocket])
     );
     assert!(!rule.anonymous);
-    assert!(server.shared.hub.rule_for(b"chat.lobby").is_some());
+    assert!(server.node.hub.rule_for(b"chat.lobby").is_some());
     let listed = html(&browser.get("/channel-settings").await);
     assert!(
         listed.contains("chat.*") && listed.contains("sse, websocket"),
@@ -774,11 +737,7 @@ async fn channel_rules_from_the_form() {
         ("persist", "inherit"),
         ("anonymous", "on"),
     ];
-    fields.extend(
-        meteord::settings::TRANSPORTS
-            .iter()
-            .map(|t| ("transports", *t)),
-    );
+    fields.extend(Transport::ALL.iter().map(|t| ("transports", t.name())));
     assert_eq!(
         browser
             .submit("/channel-settings", "/channel-settings", &fields)
@@ -786,7 +745,7 @@ async fn channel_rules_from_the_form() {
             .status,
         303
     );
-    let rule = &server.shared.channel_rules()[0];
+    let rule = &server.node.channel_rules()[0];
     assert_eq!(rule.transports, None);
     assert!(rule.anonymous);
     assert_eq!(rule.max_messages, None);
@@ -810,7 +769,7 @@ async fn channel_rules_from_the_form() {
         .await;
     assert_eq!(bad.status, 422);
     assert!(html(&bad).contains("Max age is a whole number"));
-    assert_eq!(server.shared.channel_rules().len(), 1);
+    assert_eq!(server.node.channel_rules().len(), 1);
 
     let deleted = browser
         .submit(
@@ -820,7 +779,7 @@ async fn channel_rules_from_the_form() {
         )
         .await;
     assert_eq!(deleted.status, 303);
-    assert!(server.shared.channel_rules().is_empty());
+    assert!(server.node.channel_rules().is_empty());
     server.stop().await;
 }
 
@@ -839,7 +798,7 @@ async fn global_settings_from_the_form() {
         )
         .await;
     assert_eq!(saved.status, 303, "{}", html(&saved));
-    let config = server.shared.config.load();
+    let config = server.node.config.load();
     assert_eq!(config.max_messages_per_channel, 7);
     let setting = config
         .settings
@@ -880,7 +839,7 @@ async fn global_settings_from_the_form() {
         )
         .await;
     assert_eq!(reset.status, 303);
-    let config = server.shared.config.load();
+    let config = server.node.config.load();
     assert_ne!(config.max_messages_per_channel, 7);
     assert!(config
         .settings
@@ -920,12 +879,9 @@ async fn an_api_token_made_in_the_ui_publishes_through_the_api() {
         "{}",
         String::from_utf8_lossy(&published.body)
     );
-    assert_eq!(
-        &server.shared.hub.messages(b"x")[0].text[..],
-        b"via the api"
-    );
+    assert_eq!(&server.node.hub.messages(b"x")[0].text[..], b"via the api");
 
-    let id = server.shared.accounts.as_ref().unwrap().tokens().unwrap()[0].id;
+    let id = server.node.accounts.as_ref().unwrap().tokens().unwrap()[0].id;
     let revoked = browser
         .submit("/tokens", &format!("/tokens/{id}/revoke"), &[])
         .await;
@@ -947,33 +903,17 @@ async fn change_the_password() {
     let (server, mut browser) = signed_in().await;
     let old_token = browser.session().unwrap().to_string();
     let wrong = browser
-        .submit(
-            "/tokens",
-            "/password",
-            &[
-                ("current", "not it"),
-                ("password", "a new password"),
-                ("password2", "a new password"),
-            ],
-        )
+        .change_password("not it", "a new password", "a new password")
         .await;
     assert_eq!(wrong.status, 422);
     assert!(html(&wrong).contains("current password is wrong"));
     let changed = browser
-        .submit(
-            "/tokens",
-            "/password",
-            &[
-                ("current", PASSWORD),
-                ("password", "a new password"),
-                ("password2", "a new password"),
-            ],
-        )
+        .change_password(PASSWORD, "a new password", "a new password")
         .await;
     assert_eq!(changed.status, 303);
     assert!(!session_valid(&server, &old_token));
     assert_eq!(browser.get("/tokens").await.status, 200, "still signed in");
-    let accounts = server.shared.accounts.as_ref().unwrap();
+    let accounts = server.node.accounts.as_ref().unwrap();
     assert!(accounts.verify_password("admin", "a new password").unwrap());
     assert!(!accounts.verify_password("admin", PASSWORD).unwrap());
     server.stop().await;
@@ -1065,27 +1005,11 @@ async fn secrets_never_reach_the_log() {
             .unwrap()
     };
     let mut browser = Browser::new(admin);
-    let done = browser
-        .post(
-            "/setup",
-            &[
-                ("username", "admin"),
-                ("password", PASSWORD),
-                ("password2", PASSWORD),
-            ],
-        )
-        .await;
+    let done = browser.setup("admin", PASSWORD, PASSWORD).await;
     assert_eq!(done.status, 303);
-    let wrong = browser
-        .post(
-            "/login",
-            &[("username", "admin"), ("password", "a wrong guess")],
-        )
-        .await;
+    let wrong = browser.login("admin", "a wrong guess").await;
     assert_eq!(wrong.status, 401);
-    let signed = browser
-        .post("/login", &[("username", "admin"), ("password", PASSWORD)])
-        .await;
+    let signed = browser.login("admin", PASSWORD).await;
     assert_eq!(signed.status, 303);
     let session = browser.session().unwrap().to_string();
     // The dashboard says where the log files are.
@@ -1145,7 +1069,7 @@ async fn pause_and_resume_publishing_from_the_dashboard() {
     assert!(dashboard.contains("Pause publishing"), "{dashboard}");
     let paused = browser.submit("/", "/publishing", &[("paused", "1")]).await;
     assert_eq!(paused.status, 303, "{}", html(&paused));
-    assert!(server.shared.publishing_paused());
+    assert!(server.node.publishing_paused());
     let mut control = server.control().await;
     assert_eq!(
         control.command("ADDMESSAGE c x").await,
@@ -1157,7 +1081,7 @@ async fn pause_and_resume_publishing_from_the_dashboard() {
         .await;
     assert_eq!(refused.status, 422);
     assert!(html(&refused).contains("Publishing is paused"));
-    assert!(server.shared.hub.messages(b"c").is_empty());
+    assert!(server.node.hub.messages(b"c").is_empty());
     let dashboard = html(&browser.get("/").await);
     assert!(dashboard.contains("Resume publishing"), "{dashboard}");
     let resumed = browser.submit("/", "/publishing", &[("paused", "0")]).await;

@@ -8,7 +8,7 @@ use serde_json::json;
 /// A server and a valid API token for it.
 async fn server_with_token(options: &[(&str, &str)]) -> (TestServer, String) {
     let server = TestServer::start(options).await;
-    let accounts = server.shared.accounts.clone().expect("a database");
+    let accounts = server.node.accounts.clone().expect("a database");
     let (_, token) = accounts.create_token("tests").unwrap();
     (server, format!("Bearer {token}"))
 }
@@ -41,7 +41,7 @@ async fn every_api_route_refuses_missing_or_bad_tokens() {
         }
     }
     // Nothing was published by the refused requests.
-    assert_eq!(server.shared.hub.channel_count(), 0);
+    assert_eq!(server.node.hub.channel_count(), 0);
     server.stop().await;
 }
 
@@ -112,7 +112,7 @@ async fn api_bad_input_gets_json_errors() {
     )
     .await;
     assert_eq!(reply.status, 400);
-    let huge = vec![b'x'; meteord::control::MAX_LINE + 10];
+    let huge = vec![b'x'; meteord::node::MAX_TEXT + 10];
     let reply = request(
         server.subscriber,
         "POST",
@@ -132,7 +132,7 @@ async fn api_bad_input_gets_json_errors() {
     .await;
     assert_eq!(reply.status, 404);
     assert_eq!(reply.json(), json!({"error": "no such channel"}));
-    assert_eq!(server.shared.hub.channel_count(), 0);
+    assert_eq!(server.node.hub.channel_count(), 0);
     server.stop().await;
 }
 
@@ -169,7 +169,7 @@ async fn list_inspect_clear_and_stats() {
     )
     .await;
     assert_eq!(cleared.json(), json!({"cleared": 2}));
-    assert!(server.shared.hub.messages(b"a").is_empty());
+    assert!(server.node.hub.messages(b"a").is_empty());
     assert_eq!(
         request(
             server.subscriber,

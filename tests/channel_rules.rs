@@ -4,7 +4,7 @@ mod common;
 
 use common::{get, request, Stream, TestServer};
 use meteord::config::Source;
-use meteord::settings::ChannelRule;
+use meteord::hub::ChannelRule;
 use std::time::Duration;
 
 fn rule(pattern: &str) -> ChannelRule {
@@ -18,17 +18,17 @@ async fn size_and_age_limits_per_channel() {
         server.publish("chat.a", &format!("m{i}")).await;
     }
     server
-        .shared
+        .node
         .set_channel_rule(ChannelRule {
             max_messages: Some(2),
             ..rule("chat.*")
         })
         .unwrap();
     // Applied at once to the existing cache, and to new messages.
-    assert_eq!(server.shared.hub.messages(b"chat.a").len(), 2);
+    assert_eq!(server.node.hub.messages(b"chat.a").len(), 2);
     server.publish("chat.a", "m5").await;
     let ids: Vec<u64> = server
-        .shared
+        .node
         .hub
         .messages(b"chat.a")
         .iter()
@@ -38,10 +38,10 @@ async fn size_and_age_limits_per_channel() {
     for i in 0..5 {
         server.publish("other", &format!("o{i}")).await;
     }
-    assert_eq!(server.shared.hub.messages(b"other").len(), 5);
+    assert_eq!(server.node.hub.messages(b"other").len(), 5);
 
     server
-        .shared
+        .node
         .set_channel_rule(ChannelRule {
             max_age: Some(1),
             ..rule("short")
@@ -49,12 +49,12 @@ async fn size_and_age_limits_per_channel() {
         .unwrap();
     server.publish("short", "gone soon").await;
     tokio::time::sleep(Duration::from_millis(2600)).await;
-    assert!(server.shared.hub.messages(b"short").is_empty());
-    assert_eq!(server.shared.hub.messages(b"other").len(), 5);
+    assert!(server.node.hub.messages(b"short").is_empty());
+    assert_eq!(server.node.hub.messages(b"other").len(), 5);
     // Rules can be removed.
-    assert!(server.shared.delete_channel_rule("chat.*").unwrap());
+    assert!(server.node.delete_channel_rule("chat.*").unwrap());
     assert!(server
-        .shared
+        .node
         .channel_rules()
         .iter()
         .all(|r| r.pattern != "chat.*"));
@@ -65,9 +65,9 @@ async fn size_and_age_limits_per_channel() {
 async fn allowed_transports() {
     let server = TestServer::start(&[]).await;
     server
-        .shared
+        .node
         .set_channel_rule(ChannelRule {
-            transports: Some(vec!["sse".into()]),
+            transports: Some(vec![meteord::hub::Transport::Sse]),
             ..rule("sseonly")
         })
         .unwrap();
@@ -96,10 +96,10 @@ async fn allowed_transports() {
 #[tokio::test]
 async fn channels_that_refuse_anonymous_subscribers_need_a_token() {
     let server = TestServer::start(&[]).await;
-    let accounts = server.shared.accounts.clone().unwrap();
+    let accounts = server.node.accounts.clone().unwrap();
     let (_, token) = accounts.create_token("subscriber").unwrap();
     server
-        .shared
+        .node
         .set_channel_rule(ChannelRule {
             anonymous: false,
             ..rule("private")
@@ -172,7 +172,7 @@ async fn persistence_can_be_switched_off_per_channel() {
     let options = [("Persistence", "snapshot"), ("DataDirectory", dir.as_str())];
     let server = TestServer::start(&options).await;
     server
-        .shared
+        .node
         .set_channel_rule(ChannelRule {
             persist: Some(false),
             ..rule("volatile.*")
@@ -183,13 +183,13 @@ async fn persistence_can_be_switched_off_per_channel() {
     server.stop().await;
 
     let server = TestServer::start(&options).await;
-    assert!(server.shared.hub.messages(b"volatile.x").is_empty());
+    assert!(server.node.hub.messages(b"volatile.x").is_empty());
     assert_eq!(
-        server.shared.hub.messages(b"kept")[0].text.as_ref(),
+        server.node.hub.messages(b"kept")[0].text.as_ref(),
         b"keep me"
     );
     // The rule itself survived the restart.
-    assert_eq!(server.shared.channel_rules()[0].persist, Some(false));
+    assert_eq!(server.node.channel_rules()[0].persist, Some(false));
     server.stop().await;
 }
 
@@ -200,15 +200,15 @@ async fn global_settings_from_the_admin_ui_apply_live_and_survive_restarts() {
     let options = [("DataDirectory", dir.as_str())];
     let server = TestServer::start(&options).await;
     server
-        .shared
+        .node
         .set_global_setting("MaxMessagesPerChannel", "3")
         .unwrap();
     for i in 0..5 {
         server.publish("g", &format!("m{i}")).await;
     }
-    assert_eq!(server.shared.hub.messages(b"g").len(), 3);
+    assert_eq!(server.node.hub.messages(b"g").len(), 3);
     let source = |server: &TestServer| {
-        let config = server.shared.config.load();
+        let config = server.node.config.load();
         config
             .settings
             .iter()
@@ -219,21 +219,21 @@ async fn global_settings_from_the_admin_ui_apply_live_and_survive_restarts() {
     assert_eq!(source(&server), ("3".to_string(), Source::Ui));
     // Bad values are refused and change nothing.
     assert!(server
-        .shared
+        .node
         .set_global_setting("MaxMessagesPerChannel", "lots")
         .is_err());
-    assert!(server.shared.set_global_setting("NoSuchKey", "1").is_err());
+    assert!(server.node.set_global_setting("NoSuchKey", "1").is_err());
     assert!(server
-        .shared
+        .node
         .set_global_setting("ConfigFileLocation", "/x")
         .is_err());
-    assert_eq!(server.shared.config.load().max_messages_per_channel, 3);
+    assert_eq!(server.node.config.load().max_messages_per_channel, 3);
     server.stop().await;
 
     let server = TestServer::start(&options).await;
     assert_eq!(source(&server), ("3".to_string(), Source::Ui));
     server
-        .shared
+        .node
         .clear_global_setting("MaxMessagesPerChannel")
         .unwrap();
     assert_eq!(source(&server), ("250".to_string(), Source::Default));
@@ -246,14 +246,14 @@ async fn websocket_subscriptions_follow_the_rules() {
     use tokio_tungstenite::tungstenite::Message;
     let server = TestServer::start(&[]).await;
     let (_, token) = server
-        .shared
+        .node
         .accounts
         .clone()
         .unwrap()
         .create_token("ws")
         .unwrap();
     server
-        .shared
+        .node
         .set_channel_rule(ChannelRule {
             anonymous: false,
             ..rule("vip")

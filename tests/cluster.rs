@@ -164,13 +164,7 @@ async fn every_subscriber_on_every_node_sees_every_message_in_one_order() {
 
     // The caches agree too.
     for n in &nodes {
-        let cached: Vec<u64> = n
-            .shared
-            .hub
-            .messages(b"room")
-            .iter()
-            .map(|m| m.id)
-            .collect();
+        let cached: Vec<u64> = n.node.hub.messages(b"room").iter().map(|m| m.id).collect();
         let want: Vec<u64> = acked.iter().map(|(id, _)| *id).collect();
         assert_eq!(cached, want);
     }
@@ -227,13 +221,7 @@ async fn redis_down_refuses_publishing_and_nodes_catch_up_when_it_returns() {
     let mut redis = Redis::start_durable();
     let a = node(&redis, "a").await;
     let b = node(&redis, "b").await;
-    let (_, token) = b
-        .shared
-        .accounts
-        .clone()
-        .unwrap()
-        .create_token("t")
-        .unwrap();
+    let (_, token) = b.node.accounts.clone().unwrap().create_token("t").unwrap();
     let auth_b = format!("Bearer {token}");
 
     let mut sub_a = Stream::open(a.subscriber, "/push/ha/xhrinteractive/feed").await;
@@ -286,13 +274,7 @@ async fn redis_down_refuses_publishing_and_nodes_catch_up_when_it_returns() {
         );
     }
     for n in [&a, &b] {
-        let cached: Vec<u64> = n
-            .shared
-            .hub
-            .messages(b"feed")
-            .iter()
-            .map(|m| m.id)
-            .collect();
+        let cached: Vec<u64> = n.node.hub.messages(b"feed").iter().map(|m| m.id).collect();
         assert_eq!(cached, acked.iter().map(|(id, _)| *id).collect::<Vec<_>>());
     }
 }
@@ -537,7 +519,7 @@ async fn cache_limits_and_clearing_hold_on_every_node() {
     assert_eq!(ids, (ids[0]..ids[0] + 5).collect::<Vec<_>>());
     let last3: Vec<(u64, String)> = (2..5).map(|i| (ids[i], format!("m{i}"))).collect();
     eventually("b has the last three", async || {
-        b.shared.hub.messages(b"news").len() == 3
+        b.node.hub.messages(b"news").len() == 3
     })
     .await;
     // Redis keeps the same three: a node started now serves just those.
@@ -548,13 +530,7 @@ async fn cache_limits_and_clearing_hold_on_every_node() {
     );
 
     // Emptying a channel on one node empties it on all.
-    let (_, token) = b
-        .shared
-        .accounts
-        .clone()
-        .unwrap()
-        .create_token("t")
-        .unwrap();
+    let (_, token) = b.node.accounts.clone().unwrap().create_token("t").unwrap();
     let cleared = request(
         b.subscriber,
         "DELETE",
@@ -567,7 +543,7 @@ async fn cache_limits_and_clearing_hold_on_every_node() {
     assert_eq!(cleared.json()["cleared"], 3);
     for n in [&a, &b, &c] {
         eventually("the cache is empty everywhere", async || {
-            n.shared.hub.messages(b"news").is_empty()
+            n.node.hub.messages(b"news").is_empty()
         })
         .await;
     }

@@ -87,7 +87,7 @@ async fn message_text_is_kept_exactly() {
         b"OK\t0\r\nOK\t1\r\nOK\t2\r\n"
     );
     let texts: Vec<Vec<u8>> = server
-        .shared
+        .node
         .hub
         .messages(b"t")
         .iter()
@@ -147,15 +147,15 @@ async fn an_oversized_line_is_refused_and_the_connection_lives_on() {
     let server = TestServer::start(&[]).await;
     let mut c = server.control().await;
     let mut line = b"ADDMESSAGE big ".to_vec();
-    line.resize(meteord::control::MAX_LINE + 100, b'x');
+    line.resize(meteord::node::MAX_TEXT + 100, b'x');
     line.extend_from_slice(b"\r\nADDMESSAGE small ok\r\n");
     c.send(&line).await;
     assert_eq!(
         c.read_until(b"OK\t0\r\n").await,
         b"ERR Line too long\r\nOK\t0\r\n"
     );
-    assert_eq!(server.shared.hub.count_subscribers(b"big"), 0);
-    assert!(server.shared.hub.messages(b"big").is_empty());
+    assert_eq!(server.node.hub.count_subscribers(b"big"), 0);
+    assert!(server.node.hub.messages(b"big").is_empty());
     server.stop().await;
 }
 
@@ -170,9 +170,7 @@ async fn invalid_utf8_and_binary_input_do_not_break_the_connection() {
         b"ERR Invalid command syntax\r\nOK\t0\r\n"
     );
     assert_eq!(
-        server.shared.hub.messages("été".as_bytes())[0]
-            .text
-            .as_ref(),
+        server.node.hub.messages("été".as_bytes())[0].text.as_ref(),
         "café".as_bytes()
     );
     server.stop().await;
@@ -227,7 +225,7 @@ async fn udp_publishes_without_reply_and_strips_the_newline() {
         .send_to(b"ADDMESSAGE u second\r\n", addr)
         .await
         .unwrap();
-    let hub = server.shared.hub.clone();
+    let hub = server.node.hub.clone();
     tokio::time::timeout(common::WAIT, async {
         while hub.messages(b"u").len() < 2 {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;

@@ -7,7 +7,8 @@ use std::path::Path;
 
 use meteord::config::{unescape, ConfigFile, Source};
 use meteord::control::lines::{Framed, LineBuffer};
-use meteord::control::{is_space, Command};
+use meteord::control::Command;
+use meteord::names::is_space;
 use meteord::subscriber::push::parse_channel_spec;
 use meteord::subscriber::request::{head_end, header, parse_push_target, parse_request_line};
 use meteord::subscriber::static_files::legal_relative_path;

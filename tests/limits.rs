@@ -72,7 +72,7 @@ async fn udp_from_a_refused_address_is_dropped() {
         .send_to(b"ADDMESSAGE u allowed\n", udp)
         .await
         .unwrap();
-    let hub = server.shared.hub.clone();
+    let hub = server.node.hub.clone();
     tokio::time::timeout(common::WAIT, async {
         while hub.messages(b"u").is_empty() {
             tokio::time::sleep(Duration::from_millis(10)).await;

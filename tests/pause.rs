@@ -16,7 +16,7 @@ async fn paused_publishing_is_refused_everywhere_and_subscribers_stay() {
         .port()
         .to_string();
     let server = TestServer::start(&[("UDPPort", &udp_port)]).await;
-    let accounts = server.shared.accounts.clone().unwrap();
+    let accounts = server.node.accounts.clone().unwrap();
     let (_, token) = accounts.create_token("tests").unwrap();
     let bearer = format!("Bearer {token}");
     let mut sub = Stream::open(server.subscriber, "/push/p1/xhrinteractive/news").await;
@@ -24,8 +24,8 @@ async fn paused_publishing_is_refused_everywhere_and_subscribers_stay() {
     assert_eq!(server.publish("news", "before").await, 0);
     sub.until(b"\"before\"").await;
 
-    server.shared.set_publishing_paused(true);
-    assert!(server.shared.publishing_paused());
+    server.node.set_publishing_paused(true);
+    assert!(server.node.publishing_paused());
     // Control port: an ERR line, and the connection stays usable.
     let mut control = server.control().await;
     assert_eq!(
@@ -52,11 +52,11 @@ async fn paused_publishing_is_refused_everywhere_and_subscribers_stay() {
         .unwrap();
     // The subscriber is still connected and got nothing.
     assert!(sub.still_open_after(Duration::from_millis(300)).await);
-    assert_eq!(server.shared.hub.count_subscribers(b"news"), 1);
+    assert_eq!(server.node.hub.count_subscribers(b"news"), 1);
     assert!(!sub.text().contains("refused"), "{}", sub.text());
-    assert_eq!(server.shared.hub.messages(b"news").len(), 1);
+    assert_eq!(server.node.hub.messages(b"news").len(), 1);
 
-    server.shared.set_publishing_paused(false);
+    server.node.set_publishing_paused(false);
     assert_eq!(control.command("ADDMESSAGE news after").await, "OK\t1\r\n");
     sub.until(b"\"after\"").await;
     assert!(!sub.text().contains("refused"), "{}", sub.text());

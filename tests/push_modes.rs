@@ -387,7 +387,7 @@ async fn channels_expire_when_empty_and_unsubscribed_and_caches_are_trimmed() {
         server.publish("trim", &format!("m{i}")).await;
     }
     let ids: Vec<u64> = server
-        .shared
+        .node
         .hub
         .messages(b"trim")
         .iter()

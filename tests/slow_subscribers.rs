@@ -19,7 +19,7 @@ async fn a_subscriber_that_never_reads_is_dropped_and_others_get_everything() {
     let mut control = server.control().await;
     let mut published = 0;
     let mut batches = 0;
-    while server.shared.hub.count_subscribers(b"flood") == 2 {
+    while server.node.hub.count_subscribers(b"flood") == 2 {
         assert!(batches < 40, "the stuck subscriber was never dropped");
         let batch: Vec<u8> = (0..1000)
             .flat_map(|_| format!("ADDMESSAGE flood {text}\r\n").into_bytes())

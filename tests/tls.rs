@@ -364,7 +364,7 @@ async fn admin_ui_over_tls_sets_secure_cookies() {
     .await;
     assert_eq!(dashboard.status, 200, "{}", dashboard.head);
     let page = String::from_utf8_lossy(&dashboard.body);
-    let fingerprint = server.shared.tls.as_ref().unwrap().fingerprint();
+    let fingerprint = server.node.tls.as_ref().unwrap().fingerprint();
     assert!(page.contains(&fingerprint), "no fingerprint on: {page}");
     assert!(page.contains(&pki.cert.display().to_string()), "{page}");
     assert!(page.contains("Subscribers (HTTPS)"), "{page}");
@@ -391,7 +391,7 @@ async fn control_port_speaks_tls_when_asked() {
     plain.send(b"ADDMESSAGE c clear\r\n").await;
     let rest = plain.read_to_end().await;
     assert!(!rest.starts_with(b"OK"), "{rest:?}");
-    assert_eq!(server.shared.hub.messages(b"c").len(), 1);
+    assert_eq!(server.node.hub.messages(b"c").len(), 1);
     // Without ControllerTLS the control port stays plain.
     let other = tls_server(&pki, &[]).await;
     other.publish("c", "plain").await;
@@ -405,7 +405,7 @@ async fn changed_certificate_files_are_used_for_new_connections_without_dropping
     let server = tls_server(&pki, &[]).await;
     let tls = pki.connector();
     let first = served_fingerprint(&tls, server.subscriber).await;
-    assert_eq!(first, server.shared.tls.as_ref().unwrap().fingerprint());
+    assert_eq!(first, server.node.tls.as_ref().unwrap().fingerprint());
 
     let mut live = tls_stream(&tls, server.subscriber, "/push/h1/xhrinteractive/r").await;
     let mut sse = tls_stream(&tls, server.subscriber, "/sse/r").await;
@@ -425,7 +425,7 @@ async fn changed_certificate_files_are_used_for_new_connections_without_dropping
     })
     .await
     .expect("the new certificate was never served");
-    assert_eq!(seen, server.shared.tls.as_ref().unwrap().fingerprint());
+    assert_eq!(seen, server.node.tls.as_ref().unwrap().fingerprint());
 
     // The subscribers from before the reload still get messages.
     server.publish("r", "after-reload").await;
@@ -434,7 +434,7 @@ async fn changed_certificate_files_are_used_for_new_connections_without_dropping
 
     // A broken certificate file is refused; the one in use stays.
     std::fs::write(&pki.cert, "not a certificate").unwrap();
-    let error = server.shared.tls.as_ref().unwrap().reload().unwrap_err();
+    let error = server.node.tls.as_ref().unwrap().reload().unwrap_err();
     assert!(
         error.to_string().contains(&pki.cert.display().to_string()),
         "{error}"
@@ -443,7 +443,7 @@ async fn changed_certificate_files_are_used_for_new_connections_without_dropping
 
     // A reload (what SIGHUP does) takes a good pair again at once.
     let third = pki.issue("third");
-    server.shared.reload().unwrap();
+    server.node.reload().unwrap();
     assert_eq!(served_fingerprint(&tls, server.subscriber).await, third);
     server.publish("r", "after-third").await;
     live.until(b"after-third").await;
@@ -585,9 +585,9 @@ async fn self_signed_certificate_is_made_once_and_kept() {
     let served = stream.get_ref().1.peer_certificates().unwrap()[0].clone();
     assert_eq!(served, cert);
     drop(stream);
-    let shown = server.shared.tls.as_ref().unwrap().fingerprint();
+    let shown = server.node.tls.as_ref().unwrap().fingerprint();
     assert_eq!(shown, fingerprint(cert.as_ref()));
-    assert!(server.shared.tls.as_ref().unwrap().is_self_signed());
+    assert!(server.node.tls.as_ref().unwrap().is_self_signed());
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -606,7 +606,7 @@ async fn self_signed_certificate_is_made_once_and_kept() {
         ("DataDirectory", data),
     ])
     .await;
-    assert_eq!(again.shared.tls.as_ref().unwrap().fingerprint(), shown);
+    assert_eq!(again.node.tls.as_ref().unwrap().fingerprint(), shown);
     // Other names make a new one.
     again.stop().await;
     let renamed = TestServer::start(&[
@@ -615,6 +615,6 @@ async fn self_signed_certificate_is_made_once_and_kept() {
         ("DataDirectory", data),
     ])
     .await;
-    assert_ne!(renamed.shared.tls.as_ref().unwrap().fingerprint(), shown);
+    assert_ne!(renamed.node.tls.as_ref().unwrap().fingerprint(), shown);
     renamed.stop().await;
 }

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::response::Response;
 use tracing::info;
 
-use super::auth::Action;
+use super::security::Action;
 use super::view::Flash;
 use super::Admin;
 use crate::update::{self, UpdateError};
@@ -18,7 +18,7 @@ pub async fn set_publishing(
     Action { viewer, form }: Action,
 ) -> Response {
     let paused = form.text("paused") == "1";
-    admin.shared.set_publishing_paused(paused);
+    admin.node.set_publishing_paused(paused);
     info!(user = %viewer.session.user, paused, "admin UI: publishing switch");
     let flash = if paused {
         Flash::warn("Publishing is paused: publishers get an error until it is resumed. Subscribers stay connected.")
@@ -30,7 +30,12 @@ pub async fn set_publishing(
 
 /// `POST /update/check`: read the release feed now.
 pub async fn check(State(admin): State<Arc<Admin>>, Action { viewer, .. }: Action) -> Response {
-    let flash = match update::check_now(&admin.shared).await {
+    let flash = match admin
+        .node
+        .updates
+        .check_now(admin.node.config.load_full())
+        .await
+    {
         Ok(Some(available)) => Flash::ok(format!(
             "meteord {} is available (running {}).",
             available.version,
@@ -48,7 +53,11 @@ pub async fn check(State(admin): State<Arc<Admin>>, Action { viewer, .. }: Actio
 /// `POST /update/install`: install the newest release and restart into it.
 pub async fn install(State(admin): State<Arc<Admin>>, Action { viewer, .. }: Action) -> Response {
     info!(user = %viewer.session.user, "admin UI: update requested");
-    let flash = match update::install_and_restart(&admin.shared).await {
+    let flash = match admin
+        .node
+        .updates
+        .install_and_restart(admin.node.config.load_full(), &admin.node.shutdown)
+        .await {
         Ok(Some(version)) => Flash::ok(format!(
             "meteord {version} is installed; the server is restarting. Reload this page in a few seconds."
         )),

@@ -12,11 +12,12 @@ use bytes::Bytes;
 use serde::Deserialize;
 use tracing::info;
 
-use super::auth::{Action, Viewer};
 use super::legacy::{js_escape, legacy_problems};
+use super::security::{Action, Viewer};
 use super::view::{self, Flash, Layout};
 use super::Admin;
 use crate::hub::unix_now;
+use crate::node::{PublishError, MAX_TEXT};
 
 /// Rows shown at most in the channel list (search to narrow it).
 const MAX_ROWS: usize = 500;
@@ -27,7 +28,7 @@ const MAX_SHOWN: usize = 2000;
 
 /// Channel names the UI publishes to: what ADDMESSAGE could.
 fn valid_channel(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 256 && !name.bytes().any(crate::control::is_space)
+    crate::names::valid_channel_name(name)
 }
 
 struct ChannelRow {
@@ -82,8 +83,8 @@ pub async fn list(
         }
         open_error = Some("A channel name is 1 to 256 bytes, without spaces.".to_string());
     }
-    let hub = &admin.shared.hub;
-    let all = admin.shared.list_channels();
+    let hub = &admin.node.hub;
+    let all = admin.node.list_channels();
     let needle = query.q.trim().to_lowercase();
     let matching: Vec<_> = all
         .iter()
@@ -176,7 +177,7 @@ impl ChannelPage {
 }
 
 fn channel_page(admin: &Admin, viewer: &Viewer, name: &str) -> ChannelPage {
-    let hub = &admin.shared.hub;
+    let hub = &admin.node.hub;
     let summary = hub
         .list_channels()
         .into_iter()
@@ -212,7 +213,7 @@ fn channel_page(admin: &Admin, viewer: &Viewer, name: &str) -> ChannelPage {
                 .map(|h| String::from_utf8_lossy(h).into_owned())
                 .unwrap_or_default(),
             mode: info.mode.clone(),
-            transport: info.transport,
+            transport: info.transport.name(),
             peer: info.peer.map(|p| p.to_string()).unwrap_or_default(),
             since: info
                 .since
@@ -277,24 +278,16 @@ pub async fn publish(
     }
     let text = form.text("text");
     let escape = form.checked("escape");
-    let error = if admin.shared.publishing_paused() {
-        Some("Publishing is paused; resume it on the dashboard.".to_string())
-    } else if text.is_empty() {
-        Some("Type a message to publish.".to_string())
-    } else if text.len() > crate::control::MAX_LINE {
-        Some(format!(
-            "A message has at most {} bytes.",
-            crate::control::MAX_LINE
-        ))
-    } else {
-        None
-    };
-    if let Some(error) = error {
+    let refused = |status: StatusCode, error: String| {
         let mut page = channel_page(&admin, &viewer, &name);
         page.draft = text.to_string();
         page.escape = escape;
         page.error = Some(error);
-        return viewer.page(StatusCode::UNPROCESSABLE_ENTITY, &page);
+        viewer.page(status, &page)
+    };
+    if text.is_empty() {
+        let error = "Type a message to publish.".to_string();
+        return refused(StatusCode::UNPROCESSABLE_ENTITY, error);
     }
     let problems = legacy_problems(text);
     let sent = if escape {
@@ -302,15 +295,22 @@ pub async fn publish(
     } else {
         text.to_string()
     };
-    let shared = &admin.shared;
-    let id = match shared.publish(name.as_bytes(), Bytes::from(sent)).await {
+    let node = &admin.node;
+    let id = match node.publish(name.as_bytes(), Bytes::from(sent)).await {
         Ok(id) => id,
+        Err(PublishError::Paused) => {
+            let error = "Publishing is paused; resume it on the dashboard.".to_string();
+            return refused(StatusCode::UNPROCESSABLE_ENTITY, error);
+        }
+        Err(PublishError::TooLong) => {
+            let error = format!("A message has at most {MAX_TEXT} bytes.");
+            return refused(StatusCode::UNPROCESSABLE_ENTITY, error);
+        }
         Err(e) => {
-            let mut page = channel_page(&admin, &viewer, &name);
-            page.draft = text.to_string();
-            page.escape = escape;
-            page.error = Some(format!("Not published: {e}."));
-            return viewer.page(StatusCode::SERVICE_UNAVAILABLE, &page);
+            return refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("Not published: {e}."),
+            )
         }
     };
     info!(user = %viewer.session.user, channel = %name, id, escaped = escape, "admin UI: published a message");
@@ -335,7 +335,7 @@ pub async fn clear(
     Path(name): Path<String>,
     Action { viewer, .. }: Action,
 ) -> Response {
-    let flash = match admin.shared.clear_channel(name.as_bytes()).await {
+    let flash = match admin.node.clear_channel(name.as_bytes()).await {
         Err(e) => Flash::error(format!("Nothing was cleared: {e}.")),
         Ok(Some(n)) => {
             info!(user = %viewer.session.user, channel = %name, cleared = n, "admin UI: cleared a channel cache");
@@ -360,7 +360,7 @@ pub async fn kick(
             Flash::error("No subscriber was named."),
         );
     };
-    let flash = if admin.shared.hub.kick_subscriber(id) {
+    let flash = if admin.node.hub.kick_subscriber(id) {
         info!(user = %viewer.session.user, subscriber = id, "admin UI: disconnected a subscriber");
         Flash::ok(format!("Subscriber {id} was disconnected."))
     } else {

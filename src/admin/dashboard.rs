@@ -7,11 +7,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use super::auth::Viewer;
 use super::live::{self, Sample};
+use super::security::Viewer;
 use super::view::{self, Layout};
 use super::Admin;
-use crate::store::Persistence;
+use crate::config::Persistence;
+use crate::hub::Transport;
+use crate::node::stats::stats_json;
 
 #[derive(Template)]
 #[template(path = "dashboard.html")]
@@ -138,18 +140,18 @@ impl DashboardPage {
 }
 
 pub async fn page(State(admin): State<Arc<Admin>>, viewer: Viewer) -> Response {
-    let shared = &admin.shared;
-    let stats = crate::api::stats_json(shared);
-    let by_transport = shared.hub.subscribers_by_transport();
+    let node = &admin.node;
+    let stats = stats_json(node);
+    let by_transport = node.hub.subscribers_by_transport();
     let latest = admin
         .live
         .latest()
         .map_or_else(Sample::default, |s| (*s).clone());
-    let config = shared.config.load();
-    let persisted = live::persistence(shared);
+    let config = node.config.load();
+    let persisted = live::persistence(node);
     let (persistence_mode, persistence_note) = match (&persisted, config.persistence) {
         (Some(p), _) => (p.mode.clone(), ""),
-        (None, _) if shared.engine.cluster().is_some() => (
+        (None, _) if node.cluster().is_some() => (
             "redis".to_string(),
             "Channel caches and message ids live in Redis (see Cluster below); the database keeps accounts and settings.",
         ),
@@ -170,7 +172,7 @@ pub async fn page(State(admin): State<Arc<Admin>>, viewer: Viewer) -> Response {
             (what, std::net::SocketAddr::new(ip, port).to_string(), "")
         }
     };
-    let tls = admin.shared.tls.as_ref();
+    let tls = admin.node.tls.as_ref();
     let mut listeners = vec![addr(
         if tls.is_some() {
             "Subscribers (HTTPS)"
@@ -215,7 +217,7 @@ pub async fn page(State(admin): State<Arc<Admin>>, viewer: Viewer) -> Response {
         ));
         listeners.push(("Certificate SHA-256", tls.fingerprint(), ""));
     }
-    let updates = shared.updates.status();
+    let updates = node.updates.status();
     let update = UpdateView {
         feed: config.update_feed.clone(),
         channel: format!("{:?}", config.update_channel).to_lowercase(),
@@ -239,17 +241,11 @@ pub async fn page(State(admin): State<Arc<Admin>>, viewer: Viewer) -> Response {
         uptime: view::duration(stats["uptime"].as_u64().unwrap_or_default()),
         // This node's, as the live figures next to it (the cluster's are
         // in the Cluster card).
-        channels: shared.hub.channel_count(),
+        channels: node.hub.channel_count(),
         subscribers: by_transport.values().sum(),
-        transports: crate::settings::TRANSPORTS
+        transports: Transport::ALL
             .iter()
             .map(|t| (t.to_string(), by_transport.get(t).copied().unwrap_or(0)))
-            .chain(
-                by_transport
-                    .iter()
-                    .filter(|(t, _)| !crate::settings::TRANSPORTS.contains(t))
-                    .map(|(t, n)| (t.to_string(), *n)),
-            )
             .collect(),
         messages_per_s: view::rate(latest.messages_per_s),
         delivered_per_s: view::rate(latest.delivered_per_s),
@@ -263,11 +259,11 @@ pub async fn page(State(admin): State<Arc<Admin>>, viewer: Viewer) -> Response {
         last_error: persisted.and_then(|p| p.last_error),
         persistence_note,
         listeners,
-        paused: shared.publishing_paused(),
+        paused: node.publishing_paused(),
         log_directory: crate::logging::directory().map(|d| d.display().to_string()),
         log_files,
         update,
-        cluster: shared.engine.cluster().map(|c| cluster_card(c)),
+        cluster: node.cluster().map(|c| cluster_card(c)),
     };
     viewer.page(StatusCode::OK, &page)
 }

@@ -13,10 +13,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tokio::sync::watch;
 
-use super::auth::Viewer;
+use super::security::Viewer;
 use super::Admin;
-use crate::hub::Stat;
-use crate::server::Shared;
+use crate::hub::{Stat, Transport};
+use crate::node::Node;
 
 /// Samples kept: five minutes.
 pub const HISTORY: usize = 300;
@@ -33,7 +33,7 @@ pub struct Sample {
     pub channels: usize,
     /// Live subscriptions, in total and by transport.
     pub subscribers: usize,
-    pub by_transport: BTreeMap<&'static str, usize>,
+    pub by_transport: BTreeMap<Transport, usize>,
     /// Messages published per second.
     pub messages_per_s: f64,
     /// Messages written to subscribers per second.
@@ -51,8 +51,8 @@ pub struct Persistence {
     pub last_error: Option<String>,
 }
 
-pub fn persistence(shared: &Shared) -> Option<Persistence> {
-    shared.persister.as_ref().map(|p| {
+pub fn persistence(node: &Node) -> Option<Persistence> {
+    node.persister.as_ref().map(|p| {
         let status = p.status();
         Persistence {
             mode: format!("{:?}", p.mode()).to_lowercase(),
@@ -118,8 +118,8 @@ struct Counters {
 }
 
 impl Counters {
-    fn read(shared: &Shared) -> Counters {
-        let stats = &shared.hub.stats;
+    fn read(node: &Node) -> Counters {
+        let stats = &node.hub.stats;
         Counters {
             at: Instant::now(),
             messages: stats.get(Stat::UniqueMessages),
@@ -134,24 +134,24 @@ impl Counters {
 /// what needs the hub's lock (channels, subscribers by transport) is read
 /// only while a dashboard is watching, or for the first sample.
 pub async fn sample(admin: Arc<Admin>) {
-    let shared = admin.shared.clone();
+    let node = admin.node.clone();
     let mut tick = tokio::time::interval(PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last = Counters::read(&shared);
-    let mut counts: Option<(usize, BTreeMap<&'static str, usize>)> = None;
+    let mut last = Counters::read(&node);
+    let mut counts: Option<(usize, BTreeMap<Transport, usize>)> = None;
     tick.tick().await;
     loop {
         tokio::select! {
-            _ = shared.shutdown.cancelled() => return,
+            _ = node.shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let now = Counters::read(&shared);
+        let now = Counters::read(&node);
         let secs = now.at.duration_since(last.at).as_secs_f64().max(0.001);
         let per_s = |a: u64, b: u64| a.saturating_sub(b) as f64 / secs;
         if counts.is_none() || admin.live.latest.receiver_count() > 0 {
             counts = Some((
-                shared.hub.channel_count(),
-                shared.hub.subscribers_by_transport(),
+                node.hub.channel_count(),
+                node.hub.subscribers_by_transport(),
             ));
         }
         let (channels, by_transport) = counts.clone().unwrap_or_default();
@@ -159,7 +159,7 @@ pub async fn sample(admin: Arc<Admin>) {
             t: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64),
-            uptime: shared.hub.uptime(),
+            uptime: node.hub.uptime(),
             channels,
             subscribers: by_transport.values().sum(),
             by_transport,
@@ -167,7 +167,7 @@ pub async fn sample(admin: Arc<Admin>) {
             delivered_per_s: per_s(now.delivered, last.delivered),
             bytes_in_per_s: per_s(now.bytes_in, last.bytes_in),
             bytes_out_per_s: per_s(now.bytes_out, last.bytes_out),
-            persistence: persistence(&shared),
+            persistence: persistence(&node),
         });
         last = now;
     }
@@ -202,14 +202,14 @@ pub async fn stream(State(admin): State<Arc<Admin>>, viewer: Viewer) -> Response
                 .unwrap_or_default();
             return Some((Ok::<_, Infallible>(event), state));
         }
-        let shutdown = state.admin.shared.shutdown.clone();
+        let shutdown = state.admin.node.shutdown.clone();
         tokio::select! {
             _ = shutdown.cancelled() => return None,
             changed = state.latest.changed() => changed.ok()?,
         }
         state.sent += 1;
         if state.sent % SESSION_CHECK == 0 {
-            let accounts = state.admin.shared.accounts.clone()?;
+            let accounts = state.admin.node.accounts.clone()?;
             let token = state.token.clone();
             let alive = tokio::task::spawn_blocking(move || accounts.session(&token))
                 .await

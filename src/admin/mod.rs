@@ -19,17 +19,25 @@
 //! | `POST /update/check`, `POST /update/install` | look for an update; install it and restart |
 //! | `GET /static/{file}` | CSS, JavaScript, icon |
 //!
-//! Security: see `auth.rs`. Every page but the login, first-run and static
-//! ones needs a session; every form POST carries the session's CSRF token
-//! and must come from this origin.
+//! Security: see `security.rs`. Every page but the login, first-run and
+//! static ones needs a session; every form POST carries the session's CSRF
+//! token and must come from this origin.
+//!
+//! One file per page: `dashboard.rs`, `channels.rs`, `channel_settings.rs`,
+//! `settings.rs`, `tokens.rs`, `login.rs`, `setup.rs`, plus the dashboard's
+//! actions (`appliance.rs`) and live figures (`live.rs`).
 
 mod appliance;
-mod auth;
+mod channel_settings;
 mod channels;
-mod config_pages;
 mod dashboard;
 pub mod legacy;
 mod live;
+mod login;
+mod security;
+mod settings;
+mod setup;
+mod tokens;
 mod view;
 
 use std::net::SocketAddr;
@@ -45,8 +53,11 @@ use axum::{Extension, Router};
 use rust_embed::RustEmbed;
 use tokio::net::TcpListener;
 
-use crate::server::{accept_loop, serve_http, Shared};
-use crate::tls::Conn;
+use serde::Deserialize;
+
+use crate::node::listen::{self, accept_loop};
+use crate::node::web::{hsts_layer, serve_http};
+use crate::node::{Node, MAX_TEXT};
 
 /// The admin UI's static files.
 #[derive(RustEmbed)]
@@ -63,9 +74,9 @@ pub struct Options {
 
 /// The admin UI's state: the server's, plus its own.
 pub(crate) struct Admin {
-    shared: Arc<Shared>,
+    node: Arc<Node>,
     options: Options,
-    limiter: auth::Limiter,
+    limiter: security::Limiter,
     live: live::Live,
     /// Set once an admin password exists (it is never removed).
     has_users: AtomicBool,
@@ -74,11 +85,11 @@ pub(crate) struct Admin {
 }
 
 impl Admin {
-    fn new(shared: Arc<Shared>, options: Options, local_addr: Option<SocketAddr>) -> Admin {
+    fn new(node: Arc<Node>, options: Options, local_addr: Option<SocketAddr>) -> Admin {
         Admin {
-            shared,
+            node,
             options,
-            limiter: auth::Limiter::default(),
+            limiter: security::Limiter::default(),
             live: live::Live::new(),
             has_users: AtomicBool::new(false),
             local_addr,
@@ -101,7 +112,7 @@ impl Admin {
     // A ready error page, as axum handlers return.
     #[allow(clippy::result_large_err)]
     fn accounts(&self) -> Result<Arc<crate::store::accounts::Accounts>, Response> {
-        self.shared.accounts.clone().ok_or_else(|| {
+        self.node.accounts.clone().ok_or_else(|| {
             view::message(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Database unavailable",
@@ -137,25 +148,39 @@ where
     }
 }
 
+/// Run a settings change on the blocking pool: `Err` is the change's own
+/// complaint (shown by the form); the outer `Err` a failure to run it.
+async fn run<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<Result<T, String>, Response> {
+    blocking(move || Ok::<_, std::convert::Infallible>(work())).await
+}
+
+/// `?edit=<key>`: the entry whose form a settings page opens.
+#[derive(Deserialize)]
+pub struct EditQuery {
+    edit: Option<String>,
+}
+
 /// The admin routes, with default options.
-pub fn router(shared: Arc<Shared>) -> Router {
-    router_with(shared, Options::default())
+pub fn router(node: Arc<Node>) -> Router {
+    router_with(node, Options::default())
 }
 
 /// The admin routes.
-pub fn router_with(shared: Arc<Shared>, options: Options) -> Router {
-    app(Arc::new(Admin::new(shared, options, None)))
+pub fn router_with(node: Arc<Node>, options: Options) -> Router {
+    app(Arc::new(Admin::new(node, options, None)))
 }
 
 fn app(admin: Arc<Admin>) -> Router {
-    // A published message may be MAX_LINE bytes; form encoding can triple it.
-    let body_limit = 3 * crate::control::MAX_LINE + 64 * 1024;
+    // A published message may be MAX_TEXT bytes; form encoding can triple it.
+    let body_limit = 3 * MAX_TEXT + 64 * 1024;
     Router::new()
         .route("/", get(dashboard::page))
         .route("/live", get(live::stream))
-        .route("/setup", get(auth::setup_page).post(auth::setup))
-        .route("/login", get(auth::login_page).post(auth::login))
-        .route("/logout", post(auth::logout))
+        .route("/setup", get(setup::setup_page).post(setup::setup))
+        .route("/login", get(login::login_page).post(login::login))
+        .route("/logout", post(login::logout))
         .route("/channels", get(channels::list))
         .route("/channels/{name}", get(channels::detail))
         .route("/channels/{name}/publish", post(channels::publish))
@@ -163,20 +188,23 @@ fn app(admin: Arc<Admin>) -> Router {
         .route("/channels/{name}/kick", post(channels::kick))
         .route(
             "/channel-settings",
-            get(config_pages::rules_page).post(config_pages::save_rule),
+            get(channel_settings::rules_page).post(channel_settings::save_rule),
         )
-        .route("/channel-settings/delete", post(config_pages::delete_rule))
+        .route(
+            "/channel-settings/delete",
+            post(channel_settings::delete_rule),
+        )
         .route(
             "/settings",
-            get(config_pages::settings_page).post(config_pages::save_setting),
+            get(settings::settings_page).post(settings::save_setting),
         )
-        .route("/settings/reset", post(config_pages::reset_setting))
+        .route("/settings/reset", post(settings::reset_setting))
         .route(
             "/tokens",
-            get(config_pages::tokens_page).post(config_pages::create_token),
+            get(tokens::tokens_page).post(tokens::create_token),
         )
-        .route("/tokens/{id}/revoke", post(config_pages::revoke_token))
-        .route("/password", post(config_pages::change_password))
+        .route("/tokens/{id}/revoke", post(tokens::revoke_token))
+        .route("/password", post(tokens::change_password))
         .route("/publishing", post(appliance::set_publishing))
         .route("/update/check", post(appliance::check))
         .route("/update/install", post(appliance::install))
@@ -189,40 +217,36 @@ fn app(admin: Arc<Admin>) -> Router {
 }
 
 /// Serve the admin UI until shutdown.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
-    serve_with(listener, shared, Options::default()).await
+pub async fn serve(listener: TcpListener, node: Arc<Node>) {
+    serve_with(listener, node, Options::default()).await
 }
 
 /// Serve the admin UI with these options until shutdown; over TLS (with
 /// `Secure` cookies) when the server has a certificate.
-pub async fn serve_with(listener: TcpListener, shared: Arc<Shared>, options: Options) {
-    let tls = shared.tls.clone();
+pub async fn serve_with(listener: TcpListener, node: Arc<Node>, options: Options) {
+    let tls = node.tls.clone();
     let options = Options {
         secure_cookies: options.secure_cookies || tls.is_some(),
     };
     let admin = Arc::new(Admin::new(
-        shared.clone(),
+        node.clone(),
         options,
         listener.local_addr().ok(),
     ));
     tokio::spawn(live::sample(admin.clone()));
     let app = app(admin);
-    accept_loop("admin", listener, shared, move |tcp, peer, shared| {
+    accept_loop("admin", listener, node, move |tcp, peer, node| {
         let app = app.clone();
         let tls = tls.clone();
         async move {
-            let conn = match tls {
-                None => Conn::Plain(tcp),
-                Some(tls) => match tls.accept(tcp, peer, &shared.shutdown).await {
-                    Some(conn) => conn,
-                    None => return,
-                },
+            let Some(conn) = listen::open(tcp, peer, tls.as_ref(), &node).await else {
+                return;
             };
-            let hsts_max_age = shared.config.load().hsts_max_age;
+            let hsts_max_age = node.config.load().hsts_max_age;
             let app = app
                 .layer(Extension(ConnectInfo(peer)))
-                .layer(crate::tls::hsts_layer(conn.is_tls(), hsts_max_age));
-            serve_http(conn, app, &shared.shutdown).await;
+                .layer(hsts_layer(conn.is_tls(), hsts_max_age));
+            serve_http(conn, app, &node.shutdown).await;
         }
     })
     .await

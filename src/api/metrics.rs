@@ -11,24 +11,23 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::{bearer, valid_token};
 use crate::config::MetricsAccess;
 use crate::hub::Stat;
-use crate::server::Shared;
-use crate::subscriber::http::{error, PeerAddr};
+use crate::node::web::{bearer, error, valid_token, PeerAddr};
+use crate::node::Node;
 
 pub async fn handler(
-    State(shared): State<Arc<Shared>>,
+    State(node): State<Arc<Node>>,
     PeerAddr(peer): PeerAddr,
     headers: HeaderMap,
 ) -> Response {
-    let access = shared.config.load().metrics;
+    let access = node.config.load().metrics;
     let allowed = match access {
         MetricsAccess::Off => return error(StatusCode::NOT_FOUND, "metrics are off"),
         MetricsAccess::Public => true,
         MetricsAccess::Local if peer.is_some_and(|p| p.ip().is_loopback()) => true,
         MetricsAccess::Local => match bearer(&headers) {
-            Some(token) => match valid_token(&shared, token).await {
+            Some(token) => match valid_token(&node, token).await {
                 Ok(valid) => valid,
                 Err(response) => return response,
             },
@@ -46,13 +45,13 @@ pub async fn handler(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        render(&shared),
+        render(&node),
     )
         .into_response()
 }
 
-fn render(shared: &Shared) -> String {
-    let hub = &shared.hub;
+fn render(node: &Node) -> String {
+    let hub = &node.hub;
     let mut out = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
         let _ = writeln!(out, "# HELP meteord_{name} {help}");

@@ -27,13 +27,16 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::control::MAX_LINE;
-use crate::hub::Stat;
-use crate::server::Shared;
-use crate::subscriber::http::error;
+use crate::names::{valid_channel_name, CHANNEL_NAME_RULE};
+use crate::node::stats::stats_json;
+use crate::node::web::{bearer, error, valid_token};
+use crate::node::{Node, PublishError, MAX_TEXT};
 
-/// The `/api` routes and `/metrics`.
-pub fn router() -> Router<Arc<Shared>> {
+/// The path prefixes the API owns on the subscriber port.
+pub const PREFIXES: &[&str] = &["/api/", "/metrics"];
+
+/// The `/api` routes and `/metrics`, to mount on the subscriber port.
+pub fn router() -> Router<Arc<Node>> {
     Router::new()
         .route("/api/channels", get(list_channels))
         .route("/api/channels/{name}", get(channel))
@@ -43,16 +46,16 @@ pub fn router() -> Router<Arc<Shared>> {
         )
         .route("/api/stats", get(stats))
         .route("/metrics", get(metrics::handler))
-        .layer(DefaultBodyLimit::max(MAX_LINE))
+        .layer(DefaultBodyLimit::max(MAX_TEXT))
 }
 
 /// A request that carried a valid API token.
 pub struct ApiToken;
 
-impl FromRequestParts<Arc<Shared>> for ApiToken {
+impl FromRequestParts<Arc<Node>> for ApiToken {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, shared: &Arc<Shared>) -> Result<Self, Response> {
+    async fn from_request_parts(parts: &mut Parts, node: &Arc<Node>) -> Result<Self, Response> {
         let token = bearer(&parts.headers).ok_or_else(|| {
             (
                 StatusCode::UNAUTHORIZED,
@@ -61,7 +64,7 @@ impl FromRequestParts<Arc<Shared>> for ApiToken {
             )
                 .into_response()
         })?;
-        if valid_token(shared, token).await? {
+        if valid_token(node, token).await? {
             Ok(ApiToken)
         } else {
             Err(error(
@@ -72,44 +75,15 @@ impl FromRequestParts<Arc<Shared>> for ApiToken {
     }
 }
 
-/// The bearer token of a request, if it has one.
-pub fn bearer(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_string())
-}
-
-/// Check a token against the database (off the async threads).
-pub async fn valid_token(shared: &Arc<Shared>, token: String) -> Result<bool, Response> {
-    let Some(accounts) = shared.accounts.clone() else {
-        return Err(error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the database is unavailable, so no token can be checked",
-        ));
-    };
-    tokio::task::spawn_blocking(move || accounts.check_token(&token))
-        .await
-        .map_err(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "token check failed"))?
-        .map_err(|e| {
-            tracing::error!("checking an API token: {e}");
-            error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the database is unavailable",
-            )
-        })
-}
-
 async fn publish(
     _: ApiToken,
-    State(shared): State<Arc<Shared>>,
+    State(node): State<Arc<Node>>,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !crate::hub::valid_channel_name(&name) {
-        return error(StatusCode::BAD_REQUEST, crate::hub::CHANNEL_NAME_RULE);
+    if !valid_channel_name(&name) {
+        return error(StatusCode::BAD_REQUEST, CHANNEL_NAME_RULE);
     }
     let is_json = headers
         .get(header::CONTENT_TYPE)
@@ -126,11 +100,12 @@ async fn publish(
     } else {
         body
     };
-    if shared.hub.paused() {
-        return error(StatusCode::SERVICE_UNAVAILABLE, crate::hub::PAUSED);
-    }
-    let id = match shared.publish(name.as_bytes(), text).await {
+    let id = match node.publish(name.as_bytes(), text).await {
         Ok(id) => id,
+        Err(e @ PublishError::TooLong) => {
+            return error(StatusCode::PAYLOAD_TOO_LARGE, &e.to_string())
+        }
+        Err(e @ PublishError::BadChannel) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
         Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
     (
@@ -148,8 +123,8 @@ struct ChannelRow {
     last_id: Option<u64>,
 }
 
-async fn list_channels(_: ApiToken, State(shared): State<Arc<Shared>>) -> Response {
-    let rows: Vec<ChannelRow> = shared
+async fn list_channels(_: ApiToken, State(node): State<Arc<Node>>) -> Response {
+    let rows: Vec<ChannelRow> = node
         .list_channels()
         .into_iter()
         .map(|c| ChannelRow {
@@ -162,19 +137,15 @@ async fn list_channels(_: ApiToken, State(shared): State<Arc<Shared>>) -> Respon
     Json(rows).into_response()
 }
 
-async fn channel(
-    _: ApiToken,
-    State(shared): State<Arc<Shared>>,
-    Path(name): Path<String>,
-) -> Response {
-    let Some(summary) = shared
+async fn channel(_: ApiToken, State(node): State<Arc<Node>>, Path(name): Path<String>) -> Response {
+    let Some(summary) = node
         .list_channels()
         .into_iter()
         .find(|c| c.name.as_ref() == name.as_bytes())
     else {
         return error(StatusCode::NOT_FOUND, "no such channel");
     };
-    let messages: Vec<serde_json::Value> = shared
+    let messages: Vec<serde_json::Value> = node
         .hub
         .messages(name.as_bytes())
         .iter()
@@ -189,67 +160,14 @@ async fn channel(
     .into_response()
 }
 
-async fn clear(
-    _: ApiToken,
-    State(shared): State<Arc<Shared>>,
-    Path(name): Path<String>,
-) -> Response {
-    match shared.clear_channel(name.as_bytes()).await {
+async fn clear(_: ApiToken, State(node): State<Arc<Node>>, Path(name): Path<String>) -> Response {
+    match node.clear_channel(name.as_bytes()).await {
         Ok(Some(cleared)) => Json(json!({"cleared": cleared})).into_response(),
         Ok(None) => error(StatusCode::NOT_FOUND, "no such channel"),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
 }
 
-async fn stats(_: ApiToken, State(shared): State<Arc<Shared>>) -> Response {
-    Json(stats_json(&shared)).into_response()
-}
-
-/// Uptime, counters and live subscribers, as JSON.
-pub fn stats_json(shared: &Shared) -> serde_json::Value {
-    let hub = &shared.hub;
-    let counters: serde_json::Map<String, serde_json::Value> = Stat::ALL
-        .iter()
-        .map(|s| (s.name().to_string(), json!(hub.stats.get(*s))))
-        .collect();
-    let mut stats = json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptime": hub.uptime(),
-        "channels": shared.channel_count(),
-        "next_message_id": hub.next_message_id(),
-        "subscribers_by_transport": hub.subscribers_by_transport(),
-        "counters": counters,
-        "engine": shared.config.load().engine.to_string(),
-    });
-    if let Some(cluster) = shared.engine.cluster() {
-        stats["cluster"] = cluster_json(cluster);
-    }
-    stats
-}
-
-/// The nodes sharing the redis engine, and this node's link to Redis.
-fn cluster_json(cluster: &crate::cluster::Cluster) -> serde_json::Value {
-    let view = cluster.view();
-    let link = cluster.link();
-    let totals: serde_json::Map<String, serde_json::Value> = cluster
-        .counters()
-        .into_iter()
-        .map(|(s, v)| (s.name().to_string(), json!(v)))
-        .collect();
-    json!({
-        "node": cluster.node,
-        "redis": {"url": cluster.url, "connected": link.connected, "last_error": link.last_error},
-        "counters": totals,
-        "nodes": view.nodes.iter().map(|n| json!({
-            "name": n.name,
-            "self": n.is_self,
-            "up": n.up,
-            "last_seen_ms": n.last_seen_ms,
-            "subscribers": n.info.as_ref().map(|i| i.subscribers),
-            "uptime": n.info.as_ref().map(|i| i.uptime),
-            "next_message_id": n.info.as_ref().map(|i| i.next_id),
-            "subscriber_address": n.info.as_ref().map(|i| i.subscriber.clone()),
-            "control_address": n.info.as_ref().map(|i| i.control.clone()),
-        })).collect::<Vec<_>>(),
-    })
+async fn stats(_: ApiToken, State(node): State<Arc<Node>>) -> Response {
+    Json(stats_json(&node)).into_response()
 }

@@ -174,7 +174,7 @@ pub fn help_text() -> String {
     legacy.push_str(
         "\nWithout a config file at the default location (/etc/meteord.conf) the built-in\nconfiguration is used: every mode of the meteord 1.06 example config.\n",
     );
-    let default_logs = crate::logging::default_directory(&crate::store::default_data_dir());
+    let default_logs = super::values::default_log_directory(&super::values::default_data_dir());
     legacy.push_str(&format!(
         "\nLogs: standard error, and one file a day (meteord.YYYY-MM-DD.log) in LogDirectory,\nby default {}\n",
         default_logs.display()

@@ -397,9 +397,57 @@ pub fn resolve_prefix(given: &str) -> Result<&'static Key, PrefixError> {
     found.ok_or(PrefixError::Unknown)
 }
 
+/// Does a change of this key take effect only when the server starts?
+/// (Listening addresses, TLS, storage and the engine are set up once.)
+pub fn needs_restart(name: &str) -> bool {
+    name.ends_with("IP")
+        || name.ends_with("Port")
+        || matches!(
+            name,
+            "AdminUI"
+                | "DataDirectory"
+                | "Persistence"
+                | "SnapshotInterval"
+                | "TLS"
+                | "TLSCertificateFile"
+                | "TLSKeyFile"
+                | "TLSHostnames"
+                | "ControllerTLS"
+                | "Engine"
+                | "NodeName"
+                | "RedisCAFile"
+                | "RedisPrefix"
+                | "RedisURL"
+        )
+}
+
+/// May the admin UI change this key? Global keys only, and not where the
+/// config file is (nor help), nor the log files, which are set up before
+/// the database (and its saved settings) is opened.
+pub fn ui_settable(name: &str) -> bool {
+    find(name).is_some_and(|k| {
+        k.scope == Scope::Global
+            && !matches!(
+                k.name,
+                "ConfigFileLocation" | "Help" | "LogDirectory" | "LogFormat" | "LogRetention"
+            )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn which_settings_need_a_restart_or_may_change_in_the_ui() {
+        assert!(needs_restart("SubscriberPort"));
+        assert!(needs_restart("UDPIP"));
+        assert!(needs_restart("Persistence"));
+        assert!(!needs_restart("MaxMessagesPerChannel"));
+        assert!(ui_settable("MaxMessagesPerChannel"));
+        assert!(!ui_settable("ConfigFileLocation"));
+        assert!(!ui_settable("MessageTemplate")); // per mode
+    }
 
     #[test]
     fn prefixes_resolve_like_meteord() {

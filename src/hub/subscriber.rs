@@ -18,6 +18,7 @@ use smallvec::SmallVec;
 use super::feed::{Entry, Feed, Read};
 use super::message::{Farewell, Framing};
 use super::stats::{Stat, Stats};
+use super::Transport;
 
 /// Queued protocol bytes allowed before a subscriber is considered stuck
 /// and dropped (only pings accumulate while a socket takes nothing).
@@ -34,7 +35,7 @@ const BATCH_ENTRIES: usize = 1024;
 pub struct SubscriberInfo {
     pub host_id: Option<Bytes>,
     pub mode: String,
-    pub transport: &'static str,
+    pub transport: Transport,
     pub peer: Option<SocketAddr>,
     pub since: SystemTime,
 }

@@ -16,7 +16,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::StoreError;
-use crate::hub::unix_now;
+use crate::hub::{unix_now, ChannelRule, Transport};
 
 /// Prefix of API tokens, so that a leaked one is easy to recognise.
 pub const TOKEN_PREFIX: &str = "mtd_";
@@ -261,24 +261,21 @@ impl Accounts {
 
 /// Channel rules and global settings made in the admin UI.
 impl Accounts {
-    pub fn channel_rules(&self) -> Result<Vec<crate::settings::ChannelRule>, StoreError> {
+    pub fn channel_rules(&self) -> Result<Vec<ChannelRule>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare("SELECT pattern, max_messages, max_age, persist, transports, anonymous FROM channel_settings")
             .map_err(|e| self.error(e))?;
         let rows = stmt
             .query_map([], |r| {
-                Ok(crate::settings::ChannelRule {
+                Ok(ChannelRule {
                     pattern: r.get(0)?,
                     max_messages: r.get::<_, Option<i64>>(1)?.map(|v| v as usize),
                     max_age: r.get::<_, Option<i64>>(2)?.map(|v| v as u64),
                     persist: r.get::<_, Option<bool>>(3)?,
-                    transports: r.get::<_, Option<String>>(4)?.map(|t| {
-                        t.split(',')
-                            .filter(|s| !s.is_empty())
-                            .map(str::to_string)
-                            .collect()
-                    }),
+                    transports: r
+                        .get::<_, Option<String>>(4)?
+                        .map(|t| t.split(',').filter_map(Transport::from_name).collect()),
                     anonymous: r.get(5)?,
                 })
             })
@@ -286,7 +283,7 @@ impl Accounts {
         rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
     }
 
-    pub fn save_channel_rule(&self, rule: &crate::settings::ChannelRule) -> Result<(), StoreError> {
+    pub fn save_channel_rule(&self, rule: &ChannelRule) -> Result<(), StoreError> {
         self.conn()
             .execute(
                 "INSERT INTO channel_settings (pattern, max_messages, max_age, persist, transports, anonymous, updated)
@@ -298,7 +295,9 @@ impl Accounts {
                     rule.max_messages.map(|v| v as i64),
                     rule.max_age.map(|v| v as i64),
                     rule.persist,
-                    rule.transports.as_ref().map(|t| t.join(",")),
+                    rule.transports.as_ref().map(|t| {
+                        t.iter().map(|t| t.name()).collect::<Vec<_>>().join(",")
+                    }),
                     rule.anonymous,
                     unix_now() as i64
                 ],

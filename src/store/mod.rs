@@ -20,30 +20,6 @@ pub use ceiling::IdCeiling;
 /// The database's file name inside the data directory.
 pub const DB_FILE: &str = "meteord.db";
 
-/// How channel caches are kept on disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Persistence {
-    /// Nothing on disk (meteord's behaviour).
-    Off,
-    /// Caches written every SnapshotInterval seconds and at shutdown.
-    Snapshot,
-    /// Every message on disk before its publisher gets `OK`.
-    Durable,
-}
-
-impl std::str::FromStr for Persistence {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "off" | "0" | "" => Ok(Persistence::Off),
-            "snapshot" => Ok(Persistence::Snapshot),
-            "durable" => Ok(Persistence::Durable),
-            other => Err(format!("'{other}' is not off, snapshot or durable")),
-        }
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{path}: {source}")]
@@ -355,21 +331,6 @@ fn set_aside(path: &Path) -> std::io::Result<PathBuf> {
         }
     }
     Ok(aside)
-}
-
-/// Where data goes when DataDirectory is empty: `/var/lib/meteord` for a
-/// system service (root on Unix), else the user's local data directory.
-pub fn default_data_dir() -> PathBuf {
-    #[cfg(unix)]
-    {
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        if unsafe { libc::geteuid() } == 0 {
-            return PathBuf::from("/var/lib/meteord");
-        }
-    }
-    dirs::data_local_dir()
-        .map(|d| d.join("meteord"))
-        .unwrap_or_else(|| PathBuf::from("meteord-data"))
 }
 
 #[cfg(test)]

@@ -21,7 +21,8 @@ use bytes::Bytes;
 use tokio::sync::watch;
 use tracing::{error, info};
 
-use super::{IdCeiling, Persistence, Store};
+use super::{IdCeiling, Store};
+use crate::config::Persistence;
 use crate::hub::{Hub, IdReserve, Message};
 
 enum Event {

@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::server::Shared;
+use crate::hub::Transport;
+use crate::node::Node;
 
 /// Why a subscription was refused.
 #[derive(Debug, PartialEq, Eq)]
@@ -38,23 +39,21 @@ pub fn query_token(query: Option<&str>) -> Option<String> {
 
 /// Check every channel of a subscription against its rule.
 pub async fn check(
-    shared: &Arc<Shared>,
+    node: &Arc<Node>,
     channels: impl IntoIterator<Item = &Bytes>,
-    transport: &str,
+    transport: Transport,
     token: Option<String>,
 ) -> Result<(), Refusal> {
     let mut needs_token = None;
     for channel in channels {
-        let Some(rule) = shared.hub.rule_for(channel) else {
+        let Some(rule) = node.hub.rule_for(channel) else {
             continue;
         };
         let name = String::from_utf8_lossy(channel);
-        if let Some(allowed) = &rule.transports {
-            if !allowed.iter().any(|t| t == transport) {
-                return Err(Refusal::Transport(format!(
-                    "channel '{name}' cannot be subscribed to over {transport}"
-                )));
-            }
+        if !rule.allows(transport) {
+            return Err(Refusal::Transport(format!(
+                "channel '{name}' cannot be subscribed to over {transport}"
+            )));
         }
         if !rule.anonymous && needs_token.is_none() {
             needs_token = Some(name.into_owned());
@@ -64,7 +63,7 @@ pub async fn check(
         return Ok(());
     };
     let refused = || Refusal::Token(format!("channel '{channel}' needs an API token"));
-    let (Some(token), Some(accounts)) = (token, shared.accounts.clone()) else {
+    let (Some(token), Some(accounts)) = (token, node.accounts.clone()) else {
         return Err(refused());
     };
     match tokio::task::spawn_blocking(move || accounts.check_token(&token)).await {

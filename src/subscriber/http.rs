@@ -1,45 +1,64 @@
 //! Everything on the subscriber port that is not a legacy request goes to
-//! an axum router, served by hyper on the same connection. The bytes the
-//! router peeked at are replayed first.
+//! an axum router, served by hyper on the same connection: the transports
+//! of `transports.rs`, `/healthz`, and the routes another front end mounts
+//! on this port (the HTTP API). The bytes the router peeked at are
+//! replayed first.
 
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use axum::extract::{FromRequestParts, State};
-use axum::http::request::Parts;
+use axum::extract::State;
 use axum::http::{HeaderValue, Method, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
-use axum::{Extension, Json, Router};
+use axum::{Extension, Router};
 use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use super::transports::ROUTED;
 use crate::config::Config;
-use crate::hub::SubscriberInfo;
-use crate::server::Shared;
+use crate::node::web::{error, hsts_layer, serve_http, PeerAddr};
+use crate::node::Node;
 use crate::tls::Conn;
 
+/// Routes of another front end served on this port (the HTTP API), and
+/// the path prefixes they own.
+#[derive(Clone)]
+pub struct Mounted {
+    pub router: Router<Arc<Node>>,
+    pub prefixes: &'static [&'static str],
+}
+
 /// The routes served by hyper.
-pub fn router(shared: Arc<Shared>, peer: SocketAddr, tls: bool) -> Router {
-    let config = shared.config.load();
-    let streams = Router::new()
-        .route("/sse/{*specs}", get(super::sse::handler))
-        .route("/poll/{*specs}", get(super::poll::handler))
-        .layer(cors(&config));
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/ws", get(super::ws::handler))
-        .merge(streams)
-        .merge(crate::api::router())
+pub fn router(node: Arc<Node>, peer: SocketAddr, tls: bool, mounted: &Mounted) -> Router {
+    let config = node.config.load();
+    let mut routes = Router::new().route("/healthz", get(healthz));
+    for transport in ROUTED {
+        let router = (transport.router)();
+        routes = routes.merge(if transport.cross_origin {
+            router.layer(cors(&config))
+        } else {
+            router
+        });
+    }
+    routes
+        .merge(mounted.router.clone())
         .fallback(not_found)
         .layer(Extension(PeerAddr(Some(peer))))
-        .layer(crate::tls::hsts_layer(tls, config.hsts_max_age))
-        .with_state(shared)
+        .layer(hsts_layer(tls, config.hsts_max_age))
+        .with_state(node)
+}
+
+/// Does this path belong to the router (never to static files)?
+pub fn is_routed(path: &str, mounted: &Mounted) -> bool {
+    path.starts_with("/healthz")
+        || ROUTED.iter().any(|t| path.starts_with(t.prefix))
+        || mounted.prefixes.iter().any(|p| path.starts_with(p))
 }
 
 /// Cross-origin reads of the streams, as AllowOrigin says.
@@ -55,64 +74,12 @@ fn cors(config: &Config) -> CorsLayer {
         .max_age(Duration::from_secs(3600))
 }
 
-/// The client's address, for logs and the admin UI.
-#[derive(Clone, Copy)]
-pub struct PeerAddr(pub Option<SocketAddr>);
-
-impl<S: Send + Sync> FromRequestParts<S> for PeerAddr {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(parts
-            .extensions
-            .get::<PeerAddr>()
-            .copied()
-            .unwrap_or(PeerAddr(None)))
-    }
-}
-
-/// Facts about a subscriber of a modern transport.
-pub fn subscriber_info(
-    host_id: Option<&str>,
-    mode: &str,
-    transport: &'static str,
-    peer: Option<SocketAddr>,
-) -> SubscriberInfo {
-    SubscriberInfo {
-        host_id: host_id.map(|h| Bytes::copy_from_slice(h.as_bytes())),
-        mode: mode.to_string(),
-        transport,
-        peer,
-        since: SystemTime::now(),
-    }
-}
-
-/// A JSON error body: `{"error": "..."}`.
-pub fn error(status: StatusCode, message: &str) -> Response {
-    (status, Json(serde_json::json!({ "error": message }))).into_response()
-}
-
-pub fn bad_request(message: &str) -> Response {
-    error(StatusCode::BAD_REQUEST, message)
-}
-
-async fn healthz(State(shared): State<Arc<Shared>>) -> (StatusCode, String) {
-    let status = if shared.shutdown.is_cancelled() {
-        StatusCode::SERVICE_UNAVAILABLE
+async fn healthz(State(node): State<Arc<Node>>) -> (StatusCode, &'static str) {
+    if node.shutdown.is_cancelled() {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
     } else {
-        StatusCode::OK
-    };
-    (
-        status,
-        format!(
-            "{}\n",
-            if status.is_success() {
-                "ok"
-            } else {
-                "shutting down"
-            }
-        ),
-    )
+        (StatusCode::OK, "ok\n")
+    }
 }
 
 async fn not_found() -> Response {
@@ -120,13 +87,19 @@ async fn not_found() -> Response {
 }
 
 /// Serve one connection with hyper, replaying `prefix` first.
-pub async fn serve(stream: Conn, peer: SocketAddr, prefix: Bytes, shared: Arc<Shared>) {
-    let router = router(shared.clone(), peer, stream.is_tls());
+pub async fn serve(
+    stream: Conn,
+    peer: SocketAddr,
+    prefix: Bytes,
+    node: Arc<Node>,
+    mounted: &Mounted,
+) {
+    let router = router(node.clone(), peer, stream.is_tls(), mounted);
     let io = Rewind {
         prefix,
         inner: stream,
     };
-    crate::server::serve_http(io, router, &shared.shutdown).await
+    serve_http(io, router, &node.shutdown).await
 }
 
 /// A stream that yields some already-read bytes before the socket's.

@@ -2,9 +2,10 @@
 //!
 //! - `GET <prefix>/<hostid>/<mode>/<channels>` and `GET /disconnect/<id>`:
 //!   legacy subscriptions, answered with raw template bytes ([`push`]);
-//! - other `GET`s outside the reserved prefixes: static files, with
+//! - other `GET`s outside the routed prefixes: static files, with
 //!   meteord's header bytes ([`static_files`]);
-//! - everything else (other methods, `/healthz` and the newer endpoints):
+//! - everything else (other methods, `/healthz`, the newer transports of
+//!   [`transports`] and the routes mounted here, such as the HTTP API):
 //!   hyper + axum ([`http`]).
 
 pub mod access;
@@ -16,6 +17,8 @@ pub mod push;
 pub mod request;
 pub mod sse;
 pub mod static_files;
+pub mod streams;
+pub mod transports;
 pub mod writer;
 pub mod ws;
 
@@ -28,121 +31,117 @@ use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, info};
 
 use crate::hub::Stat;
-use crate::server::{accept_loop, Shared};
+use crate::node::listen::{self, accept_loop, Visit, SUBSCRIBER_PORT};
+use crate::node::Node;
 use crate::tls::{Conn, Tls};
+pub use http::Mounted;
 use request::{HeadError, RequestLine};
+use static_files::Documents;
 
-/// Paths that always go to the HTTP router, never to static files.
-const ROUTED_PREFIXES: &[&str] = &["/healthz", "/api/", "/metrics", "/sse/", "/ws", "/poll/"];
+/// What every connection of one subscriber listener shares.
+struct Port {
+    tls: Option<Arc<Tls>>,
+    mounted: Mounted,
+    documents: Documents,
+}
 
 /// Accept subscribers until shutdown; over TLS when `tls` is given.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>, tls: Option<Arc<Tls>>) {
-    accept_loop(
-        "subscriber",
-        listener,
-        shared,
-        move |stream, peer, shared| connection(stream, peer, shared, tls.clone()),
-    )
+/// `mounted` adds the routes of another front end (the HTTP API).
+pub async fn serve(
+    listener: TcpListener,
+    node: Arc<Node>,
+    tls: Option<Arc<Tls>>,
+    mounted: Mounted,
+) {
+    let port = Arc::new(Port {
+        tls,
+        mounted,
+        documents: Documents::default(),
+    });
+    accept_loop("subscriber", listener, node, move |stream, peer, node| {
+        connection(stream, peer, node, port.clone())
+    })
     .await
 }
 
-async fn connection(
-    stream: TcpStream,
-    peer: SocketAddr,
-    shared: Arc<Shared>,
-    tls: Option<Arc<Tls>>,
-) {
-    let stats = &shared.hub.stats;
-    stats.incr(Stat::TotalRequests);
-    stats.incr(Stat::CurrentSubscribers);
-    stats.incr(Stat::SubscriberConnectionsAccepted);
-    let _ = stream.set_nodelay(true);
+async fn connection(stream: TcpStream, peer: SocketAddr, node: Arc<Node>, port: Arc<Port>) {
+    let visit = Visit::arrive(&node, &SUBSCRIBER_PORT, &stream);
     let (max, per_ip) = {
-        let config = shared.config.load();
+        let config = node.config.load();
         (
             config.max_subscriber_connections,
             config.max_connections_per_ip,
         )
     };
-    let slot = shared.clients.enter(peer.ip());
-    let over_limit = (max > 0 && stats.get(Stat::CurrentSubscribers) > max)
-        || (per_ip > 0 && slot.count() > per_ip);
-    match (tls, over_limit) {
-        // No handshake work for a client that will be refused anyway.
-        (Some(_), true) => stats.incr(Stat::ErrorsServed),
-        (None, true) => respond_raw(&mut Conn::Plain(stream), UNAVAILABLE, &shared).await,
-        (Some(tls), false) => {
-            if let Some(conn) = tls.accept(stream, peer, &shared.shutdown).await {
-                route(conn, peer, &shared).await;
-            }
-        }
-        (None, false) => route(Conn::Plain(stream), peer, &shared).await,
+    let slot = node.clients.enter(peer.ip());
+    if (max > 0 && visit.open_now() > max) || (per_ip > 0 && slot.count() > per_ip) {
+        node.hub.stats.incr(Stat::ErrorsServed);
+        let stats = &node.hub.stats;
+        return listen::refuse(stream, port.tls.is_some(), UNAVAILABLE, stats).await;
     }
-    drop(slot);
-    shared.hub.stats.decr(Stat::CurrentSubscribers);
+    if let Some(conn) = listen::open(stream, peer, port.tls.as_ref(), &node).await {
+        route(conn, peer, &node, &port).await;
+    }
 }
 
 /// Read the request line, then hand the connection to its handler.
-async fn route(mut stream: Conn, peer: SocketAddr, shared: &Arc<Shared>) {
-    let stats = &shared.hub.stats;
+async fn route(mut stream: Conn, peer: SocketAddr, node: &Arc<Node>, port: &Port) {
+    let stats = &node.hub.stats;
     let mut buf = BytesMut::with_capacity(1024);
     loop {
         let mut reader = request::HeadReader {
             stream: &mut stream,
-            shutdown: &shared.shutdown,
+            shutdown: &node.shutdown,
         };
         let line_end = match reader.request_line(&mut buf).await {
             Ok((end, n)) => {
                 stats.add(Stat::TotalInboundBytes, n);
                 end
             }
-            Err(e) => return refuse(&mut stream, e, shared).await,
+            Err(e) => return refuse(&mut stream, e, node).await,
         };
         let Some(RequestLine { method, target }) = request::parse_request_line(&buf[..line_end])
         else {
-            return respond_raw(&mut stream, BAD_REQUEST, shared).await;
+            return respond_raw(&mut stream, BAD_REQUEST, node).await;
         };
-        let config = shared.config.load();
-        let is_get = method == "GET";
-        let routed = ROUTED_PREFIXES.iter().any(|p| target.starts_with(p));
-        if !is_get || routed {
-            return http::serve(stream, peer, buf.freeze(), shared.clone()).await;
+        if method != "GET" || http::is_routed(target, &port.mounted) {
+            // Boxed: hyper's connection state is large, and the streaming
+            // legacy subscribers, the most numerous, should not carry its
+            // room in their own task.
+            let served = http::serve(stream, peer, buf.freeze(), node.clone(), &port.mounted);
+            return Box::pin(served).await;
         }
         // A legacy GET: read the whole head first, as meteord did.
         let target = target.to_string();
         let mut reader = request::HeadReader {
             stream: &mut stream,
-            shutdown: &shared.shutdown,
+            shutdown: &node.shutdown,
         };
         let head_len = match reader.head(&mut buf).await {
             Ok((end, n)) => {
                 stats.add(Stat::TotalInboundBytes, n);
                 end
             }
-            Err(e) => return refuse(&mut stream, e, shared).await,
+            Err(e) => return refuse(&mut stream, e, node).await,
         };
+        let config = node.config.load();
         if let Some(push) = request::parse_push_target(&target, &config.dynamic_page_address) {
             let user_agent = request::header(&buf[..head_len], "User-Agent").map(str::to_string);
             // Nothing of the request is needed while the subscription streams.
             drop(buf);
             drop(config);
-            return push::subscribe(
-                stream,
-                shared.clone(),
-                push,
-                user_agent.as_deref(),
-                Some(peer),
-            )
-            .await;
+            let user_agent = user_agent.as_deref();
+            return push::subscribe(stream, node.clone(), push, user_agent, Some(peer)).await;
         }
         if let Some(host_id) = target
             .strip_prefix("/disconnect/")
             .filter(|h| !h.is_empty())
         {
-            return push::disconnect(stream, shared.clone(), host_id).await;
+            return push::disconnect(stream, node.clone(), host_id).await;
         }
         let path = target.split('?').next().unwrap_or_default();
-        if serve_document(&mut stream, path, shared, &config)
+        let documents = &port.documents;
+        if serve_document(&mut stream, path, node, documents, &config)
             .await
             .is_err()
         {
@@ -161,11 +160,12 @@ async fn route(mut stream: Conn, peer: SocketAddr, shared: &Arc<Shared>) {
 async fn serve_document(
     stream: &mut Conn,
     path: &str,
-    shared: &Shared,
+    node: &Node,
+    documents: &Documents,
     config: &crate::config::Config,
 ) -> std::io::Result<()> {
-    let stats = &shared.hub.stats;
-    let doc = shared.documents.lookup(config, path);
+    let stats = &node.hub.stats;
+    let doc = documents.lookup(node.documents_generation(), config, path);
     let mut response = match &doc {
         Some(doc) => {
             stats.incr(Stat::DocumentsServed);
@@ -190,10 +190,7 @@ async fn serve_document(
     if let Some(doc) = &doc {
         response.extend_from_slice(&doc.body);
     }
-    stream.write_all(&response).await?;
-    stream.flush().await?;
-    stats.add(Stat::TotalOutboundBytes, response.len() as u64);
-    Ok(())
+    listen::send(stream, &response, stats).await
 }
 
 const BAD_REQUEST: &[u8] = b"HTTP/1.1 400 Bad Request\r\nServer: meteord\r\nContent-length: 0\r\nConnection: close\r\n\r\n";
@@ -202,7 +199,7 @@ const HEAD_TOO_LARGE: &[u8] = b"HTTP/1.1 431 Request Header Fields Too Large\r\n
 const UNAVAILABLE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nServer: meteord\r\nContent-length: 0\r\nConnection: close\r\n\r\n";
 const TIMEOUT: &[u8] = b"HTTP/1.1 408 Request Timeout\r\nServer: meteord\r\nContent-length: 0\r\nConnection: close\r\n\r\n";
 
-async fn refuse(stream: &mut Conn, error: HeadError, shared: &Shared) {
+async fn refuse(stream: &mut Conn, error: HeadError, node: &Node) {
     debug!(?error, "request refused");
     let response = match error {
         HeadError::Closed => return,
@@ -210,16 +207,12 @@ async fn refuse(stream: &mut Conn, error: HeadError, shared: &Shared) {
         HeadError::LineTooLong => URI_TOO_LONG,
         HeadError::HeadTooLarge => HEAD_TOO_LARGE,
     };
-    respond_raw(stream, response, shared).await;
+    respond_raw(stream, response, node).await;
 }
 
-async fn respond_raw(stream: &mut Conn, response: &[u8], shared: &Shared) {
-    shared.hub.stats.incr(Stat::ErrorsServed);
-    if stream.write_all(response).await.is_ok() {
-        shared
-            .hub
-            .stats
-            .add(Stat::TotalOutboundBytes, response.len() as u64);
-    }
+/// An error answer of our own, then close.
+async fn respond_raw(stream: &mut Conn, response: &[u8], node: &Node) {
+    node.hub.stats.incr(Stat::ErrorsServed);
+    let _ = listen::send(stream, response, &node.hub.stats).await;
     let _ = stream.shutdown().await;
 }

@@ -6,23 +6,57 @@
 //! nothing by `timeout` seconds (default 25), an empty body. `timeout=0`
 //! answers at once with whatever there is.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, Uri};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
 use serde::Deserialize;
 
-use super::access::check;
-use super::body::OutboxBody;
-use super::http::{bad_request, subscriber_info, PeerAddr};
-use super::sse::{channels_from_path, refused, resume_after};
-use crate::hub::Subscription;
-use crate::server::Shared;
+use super::framing::write_json;
+use super::streams::{self, Ask};
+use super::transports::Routes;
+use crate::hub::{Framing, Message, Subscription, Transport};
+use crate::node::web::PeerAddr;
+use crate::node::Node;
+
+pub const ROUTES: Routes = Routes {
+    transport: Transport::Poll,
+    prefix: "/poll/",
+    router,
+    cross_origin: true,
+};
+
+fn router() -> Router<Arc<Node>> {
+    Router::new().route("/poll/{*specs}", get(handler))
+}
 
 /// Longest wait a client may ask for.
 const MAX_TIMEOUT: u64 = 300;
+
+/// Long-poll: newline-delimited JSON, no pings.
+pub struct Poll;
+
+/// The one instance every long-poll subscriber shares.
+pub static FRAMING: LazyLock<Arc<dyn Framing>> = LazyLock::new(|| Arc::new(Poll));
+
+impl Framing for Poll {
+    fn render(&self, message: &Message, out: &mut Vec<u8>) {
+        write_json(message, None, out);
+        out.push(b'\n');
+    }
+
+    fn ping(&self) -> &[u8] {
+        b""
+    }
+
+    fn shutdown(&self) -> &[u8] {
+        b""
+    }
+}
 
 #[derive(Deserialize)]
 pub struct PollQuery {
@@ -32,27 +66,31 @@ pub struct PollQuery {
 }
 
 pub async fn handler(
-    State(shared): State<Arc<Shared>>,
+    State(node): State<Arc<Node>>,
     PeerAddr(peer): PeerAddr,
     Query(query): Query<PollQuery>,
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    let resume = query.after.map(|id| resume_after(id, &shared.hub));
-    let channels = channels_from_path(uri.path(), "/poll/", resume);
-    if channels.is_empty() {
-        return bad_request("no valid channel in the request path");
-    }
-    let token = query.token.clone().or_else(|| crate::api::bearer(&headers));
-    if let Err(refusal) = check(&shared, channels.iter().map(|(n, _)| n), "poll", token).await {
-        return refused(refusal);
-    }
+    let ask = Ask {
+        transport: Transport::Poll,
+        prefix: ROUTES.prefix,
+        uri: &uri,
+        headers: &headers,
+        after: query.after,
+        host_id: None,
+        token: query.token.as_deref(),
+    };
+    let channels = match streams::channels(&node, ask).await {
+        Ok(channels) => channels,
+        Err(response) => return response,
+    };
     // timeout=0: answer at once with what there is.
     let timeout = query.timeout.unwrap_or(25).min(MAX_TIMEOUT);
-    let hub = &shared.hub;
+    let hub = &node.hub;
     let subscriber = hub.new_subscriber(
-        subscriber_info(None, "poll", "poll", peer),
-        shared.framings.poll.clone(),
+        streams::subscriber_info(None, "poll", Transport::Poll, peer),
+        FRAMING.clone(),
         1,
     );
     hub.subscribe(
@@ -65,13 +103,5 @@ pub async fn handler(
         },
         |_, _| {},
     );
-    (
-        StatusCode::OK,
-        [
-            (header::CONTENT_TYPE, "application/x-ndjson"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        axum::body::Body::new(OutboxBody::new(subscriber, hub.clone())),
-    )
-        .into_response()
+    streams::response(subscriber, hub, "application/x-ndjson")
 }

@@ -13,8 +13,11 @@ use tracing::info;
 use super::request::PushTarget;
 use super::writer::{stream_outbox, End};
 use crate::config::Mode;
-use crate::hub::{unix_now, ChannelSnapshot, Framing, Message, Start, Stat, Subscription};
-use crate::server::Shared;
+use crate::hub::{
+    unix_now, ChannelSnapshot, Framing, Message, Start, Stat, Subscription, Transport,
+};
+use crate::node::listen;
+use crate::node::Node;
 use crate::template::{push_decimal, Field, Template};
 use crate::tls::Conn;
 
@@ -114,14 +117,14 @@ pub fn parse_channel_spec(spec: &str) -> Option<(Bytes, Start)> {
 /// Serve one subscription request to its end.
 pub async fn subscribe(
     mut stream: Conn,
-    shared: Arc<Shared>,
+    node: Arc<Node>,
     target: PushTarget<'_>,
     user_agent: Option<&str>,
     peer: Option<SocketAddr>,
 ) {
-    let config = shared.config.load_full();
+    let config = node.config.load_full();
     let mode = config.mode(target.mode).clone();
-    let hub = &shared.hub;
+    let hub = &node.hub;
     let channels: Vec<(Bytes, Start)> = target
         .channels
         .split('/')
@@ -129,22 +132,27 @@ pub async fn subscribe(
         .collect();
 
     if channels.is_empty() {
-        return refuse(stream, &shared, &mode, "404 Not Found").await;
+        return refuse(stream, &node, &mode, "404 Not Found").await;
     }
     let token = super::access::query_token(target.query);
-    if let Err(refusal) =
-        super::access::check(&shared, channels.iter().map(|(n, _)| n), "legacy", token).await
+    if let Err(refusal) = super::access::check(
+        &node,
+        channels.iter().map(|(n, _)| n),
+        Transport::Legacy,
+        token,
+    )
+    .await
     {
         info!(
             event = "refused",
             host_id = target.host_id,
             reason = refusal.message()
         );
-        return refuse(stream, &shared, &mode, "403 Forbidden").await;
+        return refuse(stream, &node, &mode, "403 Forbidden").await;
     }
 
     let subscriber = hub.new_subscriber(
-        super::http::subscriber_info(Some(target.host_id), target.mode, "legacy", peer),
+        super::streams::subscriber_info(Some(target.host_id), target.mode, Transport::Legacy, peer),
         mode.clone(),
         mode.max_messages,
     );
@@ -191,34 +199,24 @@ pub async fn subscribe(
 
 /// Answer a subscription request with an error status rendered through
 /// the mode's own header template, then its shutdown message.
-async fn refuse(mut stream: Conn, shared: &Shared, mode: &Mode, status: &str) {
+async fn refuse(mut stream: Conn, node: &Node, mode: &Mode, status: &str) {
     let mut out = Vec::new();
     render_header(mode, status, &[], &mut out);
     out.extend_from_slice(&mode.shutdown);
-    shared.hub.stats.incr(Stat::ErrorsServed);
-    if stream.write_all(&out).await.is_ok() {
-        shared
-            .hub
-            .stats
-            .add(Stat::TotalOutboundBytes, out.len() as u64);
-    }
+    node.hub.stats.incr(Stat::ErrorsServed);
+    let _ = listen::send(&mut stream, &out, &node.hub.stats).await;
     let _ = stream.shutdown().await;
 }
 
 /// `GET /disconnect/<hostid>`: end that host's streaming subscription and
 /// answer with the global header.
-pub async fn disconnect(mut stream: Conn, shared: Arc<Shared>, host_id: &str) {
-    let kicked = shared.hub.kick(host_id.as_bytes());
+pub async fn disconnect(mut stream: Conn, node: Arc<Node>, host_id: &str) {
+    let kicked = node.hub.kick(host_id.as_bytes());
     info!(event = "disconnect", host_id, kicked);
-    let config = shared.config.load_full();
+    let config = node.config.load_full();
     let mut out = Vec::new();
     render_header(&config.global, "200 OK", &[], &mut out);
-    if stream.write_all(&out).await.is_ok() {
-        shared
-            .hub
-            .stats
-            .add(Stat::TotalOutboundBytes, out.len() as u64);
-    }
+    let _ = listen::send(&mut stream, &out, &node.hub.stats).await;
     let _ = stream.shutdown().await;
 }
 

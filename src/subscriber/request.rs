@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 /// Longest request line accepted.
 pub const MAX_REQUEST_LINE: usize = 8 * 1024;
 /// Longest request head (request line and headers) accepted.
-pub const MAX_HEAD: usize = 64 * 1024;
+pub use crate::node::web::MAX_HEAD;
 /// Time allowed for a client to send its request head.
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 

@@ -4,20 +4,69 @@
 //! `name.h`). A reconnecting EventSource sends `Last-Event-ID: <id>` (or a
 //! page passes `?lastEventId=<id>`): every channel then resumes after that
 //! id, which is exact because ids are global and delivered in order.
+//!
+//! Each message is one event: `id: <id>` and one `data:` line of JSON.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, Uri};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
 use serde::Deserialize;
 
-use super::access::{check, Refusal};
-use super::body::OutboxBody;
-use super::http::{bad_request, subscriber_info, PeerAddr};
-use super::push::parse_channel_spec;
-use crate::hub::{Start, Subscription};
-use crate::server::Shared;
+use super::framing::write_json;
+use super::streams::{self, Ask};
+use super::transports::Routes;
+use crate::hub::{Farewell, Framing, Message, Subscription, Transport};
+use crate::node::web::PeerAddr;
+use crate::node::Node;
+
+pub const ROUTES: Routes = Routes {
+    transport: Transport::Sse,
+    prefix: "/sse/",
+    router,
+    cross_origin: true,
+};
+
+fn router() -> Router<Arc<Node>> {
+    Router::new().route("/sse/{*specs}", get(handler))
+}
+
+/// Server-Sent Events: `id: <id>` and one `data:` line of JSON per message.
+pub struct Sse;
+
+/// The one instance every SSE subscriber shares, so that a message is
+/// rendered once for all of them.
+pub static FRAMING: LazyLock<Arc<dyn Framing>> = LazyLock::new(|| Arc::new(Sse));
+
+impl Framing for Sse {
+    fn render(&self, message: &Message, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"id: ");
+        crate::template::push_decimal(out, message.id);
+        out.extend_from_slice(b"\ndata: ");
+        write_json(message, None, out);
+        out.extend_from_slice(b"\n\n");
+    }
+
+    fn ping(&self) -> &[u8] {
+        b": ping\n\n"
+    }
+
+    fn shutdown(&self) -> &[u8] {
+        b"event: close\ndata: shutdown\n\n"
+    }
+
+    fn farewell(&self, reason: Farewell) -> &[u8] {
+        match reason {
+            Farewell::Quiet => b"",
+            Farewell::Shutdown => self.shutdown(),
+            Farewell::Replaced => b"event: close\ndata: replaced\n\n",
+            Farewell::Disconnected => b"event: close\ndata: disconnected\n\n",
+        }
+    }
+}
 
 #[derive(Deserialize)]
 pub struct SseQuery {
@@ -27,47 +76,8 @@ pub struct SseQuery {
     last_event_id: Option<u64>,
 }
 
-/// Parse the channel specs after a route prefix, with every start replaced
-/// by "after `resume`" when one is given. No %-decoding, as in `/push`.
-pub fn channels_from_path(
-    path: &str,
-    prefix: &str,
-    resume: Option<Start>,
-) -> Vec<(bytes::Bytes, Start)> {
-    path.strip_prefix(prefix)
-        .unwrap_or_default()
-        .split('/')
-        .filter_map(parse_channel_spec)
-        .map(|(name, start)| (name, resume.unwrap_or(start)))
-        .collect()
-}
-
-/// Where "after id N" starts. An id this server never handed out means it
-/// restarted without its history (persistence off): send all it has.
-pub fn resume_after(id: u64, hub: &crate::hub::Hub) -> Start {
-    if id >= hub.next_message_id() {
-        Start::All
-    } else {
-        Start::FromId(id + 1)
-    }
-}
-
-/// The HTTP answer to a refused subscription.
-pub fn refused(refusal: Refusal) -> Response {
-    let status = match refusal {
-        Refusal::Transport(_) => StatusCode::FORBIDDEN,
-        Refusal::Token(_) => StatusCode::UNAUTHORIZED,
-    };
-    super::http::error(status, refusal.message())
-}
-
-/// A host id is letters and digits, as in `/push`.
-pub fn valid_host_id(host_id: &str) -> bool {
-    !host_id.is_empty() && host_id.len() <= 64 && host_id.bytes().all(|b| b.is_ascii_alphanumeric())
-}
-
 pub async fn handler(
-    State(shared): State<Arc<Shared>>,
+    State(node): State<Arc<Node>>,
     PeerAddr(peer): PeerAddr,
     Query(query): Query<SseQuery>,
     headers: HeaderMap,
@@ -77,26 +87,23 @@ pub async fn handler(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    let resume = header_resume
-        .or(query.last_event_id)
-        .map(|id| resume_after(id, &shared.hub));
-    let channels = channels_from_path(uri.path(), "/sse/", resume);
-    if channels.is_empty() {
-        return bad_request("no valid channel in the request path");
-    }
-    if let Some(host_id) = &query.hostid {
-        if !valid_host_id(host_id) {
-            return bad_request("hostid must be 1 to 64 letters and digits");
-        }
-    }
-    let token = query.token.clone().or_else(|| crate::api::bearer(&headers));
-    if let Err(refusal) = check(&shared, channels.iter().map(|(n, _)| n), "sse", token).await {
-        return refused(refusal);
-    }
-    let hub = &shared.hub;
+    let ask = Ask {
+        transport: Transport::Sse,
+        prefix: ROUTES.prefix,
+        uri: &uri,
+        headers: &headers,
+        after: header_resume.or(query.last_event_id),
+        host_id: query.hostid.as_deref(),
+        token: query.token.as_deref(),
+    };
+    let channels = match streams::channels(&node, ask).await {
+        Ok(channels) => channels,
+        Err(response) => return response,
+    };
+    let hub = &node.hub;
     let subscriber = hub.new_subscriber(
-        subscriber_info(query.hostid.as_deref(), "sse", "sse", peer),
-        shared.framings.sse.clone(),
+        streams::subscriber_info(query.hostid.as_deref(), "sse", Transport::Sse, peer),
+        FRAMING.clone(),
         0,
     );
     hub.subscribe(
@@ -110,14 +117,5 @@ pub async fn handler(
         // Reconnect after 3 s if the stream breaks.
         |_, out| out.extend_from_slice(b"retry: 3000\n\n"),
     );
-    (
-        StatusCode::OK,
-        [
-            (header::CONTENT_TYPE, "text/event-stream"),
-            (header::CACHE_CONTROL, "no-cache"),
-            (header::HeaderName::from_static("x-accel-buffering"), "no"),
-        ],
-        axum::body::Body::new(OutboxBody::new(subscriber, hub.clone())),
-    )
-        .into_response()
+    streams::response(subscriber, hub, "text/event-stream")
 }

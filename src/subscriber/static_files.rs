@@ -27,26 +27,29 @@ pub struct Document {
     pub content_type: &'static str,
 }
 
-/// The document cache.
+/// The document cache, for one generation of the node's documents (a new
+/// generation — reload, SIGUSR2 — empties it).
 #[derive(Default)]
 pub struct Documents {
-    cache: Mutex<HashMap<String, Arc<Document>>>,
+    cache: Mutex<(u64, HashMap<String, Arc<Document>>)>,
 }
 
 impl Documents {
-    pub fn clear(&self) {
-        self.cache.lock().unwrap_or_else(|e| e.into_inner()).clear();
-    }
-
     /// The document a request path names, if it may be served and exists.
-    pub fn lookup(&self, config: &Config, request_path: &str) -> Option<Arc<Document>> {
-        if let Some(doc) = self
-            .cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(request_path)
+    pub fn lookup(
+        &self,
+        generation: u64,
+        config: &Config,
+        request_path: &str,
+    ) -> Option<Arc<Document>> {
         {
-            return Some(doc.clone());
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if cache.0 != generation {
+                *cache = (generation, HashMap::new());
+            }
+            if let Some(doc) = cache.1.get(request_path) {
+                return Some(doc.clone());
+            }
         }
         let relative = legal_relative_path(request_path)?;
         let doc = Arc::new(match document_root(config) {
@@ -55,8 +58,8 @@ impl Documents {
         });
         if doc.body.len() <= CACHE_FILE_LIMIT {
             let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            if cache.len() < CACHE_ENTRIES {
-                cache.insert(request_path.to_string(), doc.clone());
+            if cache.0 == generation && cache.1.len() < CACHE_ENTRIES {
+                cache.1.insert(request_path.to_string(), doc.clone());
             }
         }
         Some(doc)

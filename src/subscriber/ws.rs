@@ -14,24 +14,73 @@
 //! and `{"type":"close","reason":"shutdown"}` before the server closes.
 
 use std::future::poll_fn;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use axum::extract::ws::{Message as Frame, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::http::{bad_request, subscriber_info, PeerAddr};
-use super::sse::valid_host_id;
+use super::framing::write_json;
+use super::streams::{resume_after, subscriber_info};
+use super::transports::Routes;
 use super::writer::WRITE_STALL;
-use crate::hub::{Hub, Next, Start, Stat, Subscriber, Subscription};
-use crate::server::Shared;
+use crate::hub::{
+    Farewell, Framing, Hub, Message, Next, Start, Stat, Subscriber, Subscription, Transport,
+};
+use crate::names::{valid_channel_name, valid_host_id, CHANNEL_NAME_RULE};
+use crate::node::web::{bad_request, PeerAddr};
+use crate::node::Node;
+
+pub const ROUTES: Routes = Routes {
+    transport: Transport::WebSocket,
+    prefix: "/ws",
+    router,
+    cross_origin: false,
+};
+
+fn router() -> Router<Arc<Node>> {
+    Router::new().route("/ws", get(handler))
+}
 
 /// Largest frame a client may send.
 const MAX_CLIENT_FRAME: usize = 64 * 1024;
 /// Channels one connection may hold.
 const MAX_CHANNELS: usize = 256;
+
+/// One JSON object per line; the connection sends each line as a text
+/// frame.
+pub struct WebSocketFraming;
+
+/// The one instance every WebSocket subscriber shares.
+pub static FRAMING: LazyLock<Arc<dyn Framing>> = LazyLock::new(|| Arc::new(WebSocketFraming));
+
+impl Framing for WebSocketFraming {
+    fn render(&self, message: &Message, out: &mut Vec<u8>) {
+        write_json(message, Some("message"), out);
+        out.push(b'\n');
+    }
+
+    fn ping(&self) -> &[u8] {
+        b"{\"type\":\"ping\"}\n"
+    }
+
+    fn shutdown(&self) -> &[u8] {
+        b"{\"type\":\"close\",\"reason\":\"shutdown\"}\n"
+    }
+
+    fn farewell(&self, reason: Farewell) -> &[u8] {
+        match reason {
+            Farewell::Quiet => b"",
+            Farewell::Shutdown => self.shutdown(),
+            Farewell::Replaced => b"{\"type\":\"close\",\"reason\":\"replaced\"}\n",
+            Farewell::Disconnected => b"{\"type\":\"close\",\"reason\":\"disconnected\"}\n",
+        }
+    }
+}
 
 #[derive(Deserialize)]
 pub struct WsQuery {
@@ -84,7 +133,7 @@ impl Reply<'_> {
 }
 
 pub async fn handler(
-    State(shared): State<Arc<Shared>>,
+    State(node): State<Arc<Node>>,
     PeerAddr(peer): PeerAddr,
     Query(query): Query<WsQuery>,
     upgrade: WebSocketUpgrade,
@@ -96,20 +145,20 @@ pub async fn handler(
     }
     upgrade
         .max_message_size(MAX_CLIENT_FRAME)
-        .on_upgrade(move |socket| session(socket, shared, query, peer))
+        .on_upgrade(move |socket| session(socket, node, query, peer))
 }
 
 async fn session(
     mut socket: WebSocket,
-    shared: Arc<Shared>,
+    node: Arc<Node>,
     query: WsQuery,
     peer: Option<std::net::SocketAddr>,
 ) {
     let host_id = query.hostid.clone();
-    let hub = shared.hub.clone();
+    let hub = node.hub.clone();
     let subscriber = hub.new_subscriber(
-        subscriber_info(host_id.as_deref(), "websocket", "websocket", peer),
-        shared.framings.websocket.clone(),
+        subscriber_info(host_id.as_deref(), "websocket", Transport::WebSocket, peer),
+        FRAMING.clone(),
         0,
     );
     hub.subscribe(
@@ -139,7 +188,7 @@ async fn session(
             received = socket.recv() => match received {
                 Some(Ok(Frame::Text(text))) => {
                     hub.stats.add(Stat::TotalInboundBytes, text.len() as u64);
-                    command(text.as_str(), &subscriber, &shared, query.token.as_deref()).await;
+                    command(text.as_str(), &subscriber, &node, query.token.as_deref()).await;
                 }
                 Some(Ok(Frame::Binary(_))) => {
                     subscriber.push_raw(&Reply::Error { error: "binary frames are not understood; send JSON text" }.line());
@@ -172,10 +221,10 @@ pub fn parse_command(text: &str) -> Result<Command, serde_json::Error> {
 async fn command(
     text: &str,
     subscriber: &Arc<Subscriber>,
-    shared: &Arc<Shared>,
+    node: &Arc<Node>,
     connection_token: Option<&str>,
 ) {
-    let hub = &shared.hub;
+    let hub = &node.hub;
     let reply = |r: Reply<'_>| {
         subscriber.push_raw(&r.line());
     };
@@ -195,9 +244,9 @@ async fn command(
             history,
             token,
         } => {
-            if !crate::hub::valid_channel_name(&channel) {
+            if !valid_channel_name(&channel) {
                 return reply(Reply::Error {
-                    error: crate::hub::CHANNEL_NAME_RULE,
+                    error: CHANNEL_NAME_RULE,
                 });
             }
             if hub.subscriber_channels(subscriber.id) >= MAX_CHANNELS {
@@ -206,7 +255,7 @@ async fn command(
                 });
             }
             let start = match (after, last, history) {
-                (Some(id), _, _) => super::sse::resume_after(id, hub),
+                (Some(id), _, _) => resume_after(id, hub),
                 (None, Some(0), _) => Start::Live,
                 (None, Some(n), _) => Start::Last(n),
                 (None, None, true) => Start::All,
@@ -214,7 +263,9 @@ async fn command(
             };
             let name = Bytes::from(channel);
             let token = token.or(connection_token.map(str::to_string));
-            if let Err(refusal) = super::access::check(shared, [&name], "websocket", token).await {
+            if let Err(refusal) =
+                super::access::check(node, [&name], Transport::WebSocket, token).await
+            {
                 return reply(Reply::Error {
                     error: refusal.message(),
                 });

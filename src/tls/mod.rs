@@ -12,16 +12,15 @@ use std::time::{Duration, SystemTime};
 use std::net::SocketAddr;
 
 use arc_swap::ArcSwap;
-use axum::http::{header, HeaderValue};
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
-use tower_http::set_header::SetResponseHeaderLayer;
 use tracing::{debug, error, info};
 
+pub use crate::config::TlsMode;
 pub use certs::CertError;
 pub use conn::Conn;
 
@@ -29,31 +28,6 @@ pub use conn::Conn;
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often certificate files are checked for changes.
 const WATCH_INTERVAL: Duration = Duration::from_secs(2);
-
-/// Sets Strict-Transport-Security on a connection's answers: only over TLS,
-/// and only with a max-age configured (HSTSMaxAge).
-pub fn hsts_layer(tls: bool, max_age: u64) -> SetResponseHeaderLayer<Option<HeaderValue>> {
-    let value = (tls && max_age > 0)
-        .then(|| HeaderValue::from_str(&format!("max-age={max_age}")).ok())
-        .flatten();
-    SetResponseHeaderLayer::if_not_present(header::STRICT_TRANSPORT_SECURITY, value)
-}
-
-/// Where the certificate comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TlsMode {
-    Off,
-    /// PEM files: the chain (leaf first) and its key.
-    Files {
-        cert: PathBuf,
-        key: PathBuf,
-    },
-    /// Made on first start and kept in the data directory, for these
-    /// extra host names besides the machine's own.
-    SelfSigned {
-        names: Vec<String>,
-    },
-}
 
 /// The server's TLS state.
 pub struct Tls {

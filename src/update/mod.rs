@@ -25,12 +25,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use arc_swap::ArcSwap;
 use self_update::backends::manifest::ManifestSource;
 use self_update::{Release, ReleaseSource as _};
+use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::config::Config;
-use crate::server::Shared;
+use crate::config::{AutoUpdate, Config, UpdateChannel};
 
 /// The running version.
 pub const CURRENT_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -40,51 +41,6 @@ const CHECK_PERIOD: Duration = Duration::from_secs(24 * 60 * 60);
 /// loop can never hammer the feed.
 const FIRST_CHECK_DELAY: Duration = Duration::from_secs(60);
 const HTTP_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The AutoUpdate setting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AutoUpdate {
-    /// Only when asked (`meteord update`, the admin UI, the tray).
-    Off,
-    /// Look once a day and report a newer release; never install by itself.
-    Check,
-    /// Look once a day, install and restart.
-    Install,
-}
-
-impl std::str::FromStr for AutoUpdate {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "off" | "0" => Ok(AutoUpdate::Off),
-            "check" | "" => Ok(AutoUpdate::Check),
-            "install" | "1" => Ok(AutoUpdate::Install),
-            other => Err(format!("'{other}' is not off, check or install")),
-        }
-    }
-}
-
-/// The UpdateChannel setting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UpdateChannel {
-    /// Releases without a pre-release part (1.2.0, not 1.2.0-beta.1).
-    Stable,
-    /// Every release, pre-releases included.
-    Beta,
-}
-
-impl std::str::FromStr for UpdateChannel {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "stable" | "" => Ok(UpdateChannel::Stable),
-            "beta" => Ok(UpdateChannel::Beta),
-            other => Err(format!("'{other}' is not stable or beta")),
-        }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpdateError {
@@ -251,90 +207,94 @@ pub fn run_cli(config: &Config, check_only: bool) -> Result<String, UpdateError>
     ))
 }
 
-/// Check the feed now and remember the answer.
-pub async fn check_now(shared: &Arc<Shared>) -> Result<Option<Available>, UpdateError> {
-    let config = shared.config.load_full();
-    let result = tokio::task::spawn_blocking(move || check(&config))
-        .await
-        .unwrap_or_else(|e| Err(UpdateError::Install(e.to_string())));
-    shared.updates.edit(|s| {
-        s.last_check = Some(SystemTime::now());
-        match &result {
-            Ok(available) => {
-                s.available = available.clone();
-                s.last_error = None;
-            }
-            Err(e) => s.last_error = Some(e.to_string()),
-        }
-    });
-    match &result {
-        Ok(Some(a)) => info!("update available: meteord {}", a.version),
-        Ok(None) => info!("update check: meteord {CURRENT_VERSION} is up to date"),
-        Err(e) => warn!("update check failed: {e}"),
-    }
-    result
-}
-
-/// Check, install a newer release, then shut down so that `main` restarts
-/// into it. Returns the version installed, or `None` when up to date.
-pub async fn install_and_restart(shared: &Arc<Shared>) -> Result<Option<String>, UpdateError> {
-    let busy = shared
-        .updates
-        .edit(|s| std::mem::replace(&mut s.installing, true));
-    if busy {
-        return Err(UpdateError::Busy);
-    }
-    let result: Result<Option<String>, UpdateError> = async {
-        let Some(release) = check_now(shared).await? else {
-            return Ok(None);
-        };
-        info!("installing meteord {}", release.version);
-        let config = shared.config.load_full();
-        let version = release.version.clone();
-        tokio::task::spawn_blocking(move || install(&config, &release))
+impl Updates {
+    /// Check the feed now and remember the answer.
+    pub async fn check_now(&self, config: Arc<Config>) -> Result<Option<Available>, UpdateError> {
+        let result = tokio::task::spawn_blocking(move || check(&config))
             .await
-            .unwrap_or_else(|e| Err(UpdateError::Install(e.to_string())))?;
-        Ok(Some(version))
-    }
-    .await;
-    shared.updates.edit(|s| {
-        s.installing = false;
-        if let Err(e) = &result {
-            s.last_error = Some(e.to_string());
-        }
-    });
-    match &result {
-        Ok(Some(version)) => {
-            info!("meteord {version} installed; restarting into it");
-            shared.updates.restart.store(true, Ordering::Release);
-            shared.shutdown.cancel();
-        }
-        Ok(None) => {}
-        Err(e) => error!("update not installed: {e}"),
-    }
-    result
-}
-
-/// AutoUpdate check|install: look at the feed once a day.
-pub async fn background(shared: Arc<Shared>) {
-    let mut wait = FIRST_CHECK_DELAY;
-    loop {
-        tokio::select! {
-            _ = shared.shutdown.cancelled() => return,
-            _ = tokio::time::sleep(wait) => {}
-        }
-        wait = CHECK_PERIOD;
-        let config = shared.config.load_full();
-        if config.update_feed.is_empty() {
-            continue;
-        }
-        match config.auto_update {
-            AutoUpdate::Off => {}
-            AutoUpdate::Check => {
-                let _ = check_now(&shared).await;
+            .unwrap_or_else(|e| Err(UpdateError::Install(e.to_string())));
+        self.edit(|s| {
+            s.last_check = Some(SystemTime::now());
+            match &result {
+                Ok(available) => {
+                    s.available = available.clone();
+                    s.last_error = None;
+                }
+                Err(e) => s.last_error = Some(e.to_string()),
             }
-            AutoUpdate::Install => {
-                let _ = install_and_restart(&shared).await;
+        });
+        match &result {
+            Ok(Some(a)) => info!("update available: meteord {}", a.version),
+            Ok(None) => info!("update check: meteord {CURRENT_VERSION} is up to date"),
+            Err(e) => warn!("update check failed: {e}"),
+        }
+        result
+    }
+
+    /// Check, install a newer release, then cancel `shutdown` so that
+    /// `main` restarts into it. Returns the version installed, or `None`
+    /// when up to date.
+    pub async fn install_and_restart(
+        &self,
+        config: Arc<Config>,
+        shutdown: &CancellationToken,
+    ) -> Result<Option<String>, UpdateError> {
+        let busy = self.edit(|s| std::mem::replace(&mut s.installing, true));
+        if busy {
+            return Err(UpdateError::Busy);
+        }
+        let result: Result<Option<String>, UpdateError> = async {
+            let Some(release) = self.check_now(config.clone()).await? else {
+                return Ok(None);
+            };
+            info!("installing meteord {}", release.version);
+            let version = release.version.clone();
+            tokio::task::spawn_blocking(move || install(&config, &release))
+                .await
+                .unwrap_or_else(|e| Err(UpdateError::Install(e.to_string())))?;
+            Ok(Some(version))
+        }
+        .await;
+        self.edit(|s| {
+            s.installing = false;
+            if let Err(e) = &result {
+                s.last_error = Some(e.to_string());
+            }
+        });
+        match &result {
+            Ok(Some(version)) => {
+                info!("meteord {version} installed; restarting into it");
+                self.restart.store(true, Ordering::Release);
+                shutdown.cancel();
+            }
+            Ok(None) => {}
+            Err(e) => error!("update not installed: {e}"),
+        }
+        result
+    }
+
+    /// AutoUpdate check|install: look at the feed once a day, with the
+    /// configuration in force at the time.
+    pub async fn background(&self, config: &ArcSwap<Config>, shutdown: &CancellationToken) {
+        let mut wait = FIRST_CHECK_DELAY;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            wait = CHECK_PERIOD;
+            let config = config.load_full();
+            if config.update_feed.is_empty() {
+                continue;
+            }
+            match config.auto_update {
+                AutoUpdate::Off => {}
+                AutoUpdate::Check => {
+                    let _ = self.check_now(config).await;
+                }
+                AutoUpdate::Install => {
+                    let _ = self.install_and_restart(config, shutdown).await;
+                }
             }
         }
     }

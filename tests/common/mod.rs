@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use meteord::config::{ConfigFile, LegacyArgs, Source, BUILTIN_CONFIG};
-use meteord::server::Shared;
+use meteord::node::Node;
 use meteord::{Config, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -29,7 +29,7 @@ pub struct TestServer {
     pub admin: Option<SocketAddr>,
     /// The plain-HTTP port kept beside a TLS subscriber port, if asked for.
     pub plain_subscriber: Option<SocketAddr>,
-    pub shared: Arc<Shared>,
+    pub node: Arc<Node>,
     shutdown: CancellationToken,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -67,7 +67,7 @@ impl TestServer {
         let udp = server.udp_addr();
         let admin = server.admin_addr();
         let plain_subscriber = server.plain_subscriber_addr();
-        let shared = server.shared();
+        let node = server.node();
         let shutdown = server.shutdown_token();
         let task = Some(tokio::spawn(server.run()));
         TestServer {
@@ -77,7 +77,7 @@ impl TestServer {
             udp,
             admin,
             plain_subscriber,
-            shared,
+            node,
             shutdown,
             task,
         }
@@ -99,7 +99,7 @@ impl TestServer {
 
     /// Wait until a channel has `n` subscribers.
     pub async fn wait_subscribers(&self, channel: &str, n: usize) {
-        let hub = self.shared.hub.clone();
+        let hub = self.node.hub.clone();
         let channel = channel.as_bytes().to_vec();
         timeout(WAIT, async {
             while hub.count_subscribers(&channel) != n {

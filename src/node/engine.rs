@@ -1,17 +1,16 @@
-//! The engine seam: where a publish goes and where cluster-wide figures come
-//! from. With the memory engine everything is this process's hub, exactly as
-//! before; with the redis engine changes go through Redis ([`Cluster`]) and
-//! reach the hub from the shared log, and counts add up every node's.
+//! The engine seam: where changes go and where cluster-wide figures come
+//! from. With the memory engine everything is this process's hub; with the
+//! redis engine changes go through Redis ([`Cluster`]) and reach the hub
+//! from the shared log, and counts add up every node's. This is the only
+//! place that asks which engine is in use (publishing is in `publish.rs`).
 //!
 //! Subscribers never come through here: they always read the local hub.
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-
+use super::Node;
 use crate::cluster::{Cluster, ClusterError};
 use crate::hub::{ChannelSummary, Stat};
-use crate::server::Shared;
 
 /// The engine in use.
 pub enum Engine {
@@ -30,22 +29,7 @@ impl Engine {
     }
 }
 
-impl Shared {
-    /// Publish `text` on `channel`; returns its id once it is safe (on disk
-    /// in durable mode, in Redis with the redis engine).
-    pub async fn publish(&self, channel: &[u8], text: Bytes) -> Result<u64, ClusterError> {
-        match &self.engine {
-            Engine::Memory => {
-                let id = self.hub.publish(channel, text);
-                if let Some(persister) = &self.persister {
-                    persister.wait_durable(id).await;
-                }
-                Ok(id)
-            }
-            Engine::Redis(cluster) => cluster.publish(channel, text).await,
-        }
-    }
-
+impl Node {
     /// Empty one channel's cache; `None` if there is no such channel.
     pub async fn clear_channel(&self, name: &[u8]) -> Result<Option<usize>, ClusterError> {
         match &self.engine {

@@ -1,8 +1,26 @@
-//! The control protocol's commands: parsing one line and the reply bytes.
+//! The control protocol's commands: one file per command, each with its
+//! parser and its reply, and the verb table below that maps a line's first
+//! word to its parser.
 //!
 //! Commands match as case-sensitive prefixes of the line, as in meteord:
 //! `SHOWSTATSXYZ` is SHOWSTATS, while `QUIT ` (trailing space) is an error.
 //! Whitespace means the ASCII whitespace bytes Perl's `\s` matched.
+//!
+//! Adding a command: a file here with `parse` (and its reply), a variant of
+//! [`Command`], a line in [`VERBS`], and its arm in `execute.rs`.
+
+mod addmessage;
+mod countsubscribers;
+mod listchannels;
+mod quit;
+mod showstats;
+
+pub use addmessage::{parse_datagram, reply_ok};
+pub use countsubscribers::reply as count_subscribers;
+pub use listchannels::reply as list_channels;
+pub use showstats::reply as show_stats;
+
+use crate::names::is_space;
 
 /// One parsed control line.
 #[derive(Debug, PartialEq, Eq)]
@@ -22,14 +40,32 @@ pub enum Command<'a> {
     Invalid,
 }
 
+/// Parses what follows a verb on its line.
+type Parser = for<'a> fn(&'a [u8]) -> Command<'a>;
+
+/// Every verb and its parser. No verb is a prefix of another.
+const VERBS: &[(&[u8], Parser)] = &[
+    (b"ADDMESSAGE", addmessage::parse),
+    (b"COUNTSUBSCRIBERS", countsubscribers::parse),
+    (b"LISTCHANNELS", listchannels::parse),
+    (b"SHOWSTATS", showstats::parse),
+    (b"QUIT", quit::parse),
+];
+
 pub const ERR_SYNTAX: &[u8] = b"ERR Invalid command syntax\r\n";
 pub const ERR_TOO_LONG: &[u8] = b"ERR Line too long\r\n";
 pub const ERR_BUSY: &[u8] = b"ERR Too many connections\r\n";
 pub const ERR_NOT_ALLOWED: &[u8] = b"ERR Not allowed\r\n";
 pub const ERR_PAUSED: &[u8] = b"ERR Publishing is paused\r\n";
 
-pub fn is_space(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r')
+impl<'a> Command<'a> {
+    /// Parse one line, without its line ending.
+    pub fn parse(line: &'a [u8]) -> Command<'a> {
+        VERBS
+            .iter()
+            .find_map(|(verb, parse)| line.strip_prefix(*verb).map(parse))
+            .unwrap_or(Command::Invalid)
+    }
 }
 
 /// Split `rest` into (leading whitespace run, non-whitespace run, tail).
@@ -40,46 +76,9 @@ fn word(rest: &[u8]) -> (usize, &[u8], &[u8]) {
     (spaces, &rest[..len], &rest[len..])
 }
 
-impl<'a> Command<'a> {
-    /// Parse one line, without its line ending.
-    pub fn parse(line: &'a [u8]) -> Command<'a> {
-        if let Some(rest) = line.strip_prefix(b"ADDMESSAGE") {
-            // one or more spaces, the channel, exactly one space, the text
-            let (spaces, channel, tail) = word(rest);
-            return match tail.split_first() {
-                Some((&sep, text)) if spaces > 0 && !channel.is_empty() && is_space(sep) => {
-                    Command::AddMessage { channel, text }
-                }
-                _ => Command::Invalid,
-            };
-        }
-        if let Some(rest) = line.strip_prefix(b"COUNTSUBSCRIBERS") {
-            let (spaces, channel, tail) = word(rest);
-            return if spaces > 0 && !channel.is_empty() && tail.is_empty() {
-                Command::CountSubscribers { channel }
-            } else {
-                Command::Invalid
-            };
-        }
-        if let Some(rest) = line.strip_prefix(b"LISTCHANNELS") {
-            return if rest.is_empty() {
-                Command::ListChannels
-            } else {
-                Command::Invalid
-            };
-        }
-        if line.starts_with(b"SHOWSTATS") {
-            return Command::ShowStats;
-        }
-        if let Some(rest) = line.strip_prefix(b"QUIT") {
-            return if rest.is_empty() {
-                Command::Quit
-            } else {
-                Command::Invalid
-            };
-        }
-        Command::Invalid
-    }
+/// Append a decimal number.
+fn push_number(out: &mut Vec<u8>, n: u64) {
+    crate::template::push_decimal(out, n);
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! Who may use the admin UI, and how forms are protected.
+//! The admin UI's security mechanics (the pages are `login.rs` and
+//! `setup.rs`): who may use it, and how forms are protected.
 //!
 //! - **Sessions**: signing in (or setting the first password) creates a new
 //!   session in the database and puts its random token in the
@@ -27,13 +28,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use askama::Template;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Query, Request, State};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use serde::Deserialize;
-use tracing::{info, warn};
+use tracing::warn;
 
 use super::view::{self, cookie, message, see_other, see_other_with, Flash, Layout, FLASH_COOKIE};
 use super::{blocking, Admin};
@@ -126,7 +126,7 @@ pub fn read_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// Session tokens are 64 hex digits; anything else is not looked up.
-fn looks_like_token(token: &str) -> bool {
+pub fn looks_like_token(token: &str) -> bool {
     token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
@@ -165,7 +165,7 @@ pub fn same_origin(headers: &HeaderMap) -> bool {
 
 /// Is the `Host` one a DNS-rebinding page cannot use (an IP address, or a
 /// name without dots such as `localhost`)?
-fn host_is_local_name(headers: &HeaderMap) -> bool {
+pub fn host_is_local_name(headers: &HeaderMap) -> bool {
     let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
         return true; // HTTP/1.0 without Host: not a browser
     };
@@ -208,7 +208,7 @@ pub struct Viewer {
 
 impl Viewer {
     /// The signed-in user of this request, if any.
-    async fn find(parts: &Parts, admin: &Admin) -> Result<Option<Viewer>, Response> {
+    pub async fn find(parts: &Parts, admin: &Admin) -> Result<Option<Viewer>, Response> {
         let Some(token) =
             read_cookie(&parts.headers, SESSION_COOKIE).filter(|t| looks_like_token(t))
         else {
@@ -292,7 +292,7 @@ fn unauthorized() -> Response {
     )
 }
 
-fn forbidden(text: &str) -> Response {
+pub fn forbidden(text: &str) -> Response {
     message(StatusCode::FORBIDDEN, "Refused", text)
 }
 
@@ -400,7 +400,7 @@ impl FromRequest<Arc<Admin>> for PublicForm {
 }
 
 /// Where to go after signing in: a path of this UI, nothing else.
-fn safe_next(next: Option<&str>) -> String {
+pub fn safe_next(next: Option<&str>) -> String {
     match next {
         Some(n)
             if n.starts_with('/')
@@ -415,7 +415,7 @@ fn safe_next(next: Option<&str>) -> String {
 
 /// Sign in: end any session the browser had, start a new one, set the
 /// cookie and go on.
-pub(super) async fn start_session(
+pub async fn start_session(
     admin: &Admin,
     headers: &HeaderMap,
     user: String,
@@ -450,166 +450,6 @@ pub(super) async fn start_session(
     Ok(response)
 }
 
-#[derive(Template)]
-#[template(path = "login.html")]
-struct LoginPage {
-    version: &'static str,
-    username: String,
-    next: String,
-    error: Option<String>,
-    flash: Option<Flash>,
-}
-
-#[derive(Deserialize)]
-pub struct NextQuery {
-    next: Option<String>,
-}
-
-pub async fn login_page(
-    State(admin): State<Arc<Admin>>,
-    Query(query): Query<NextQuery>,
-    request: Request,
-) -> Response {
-    let (parts, _) = request.into_parts();
-    match Viewer::find(&parts, &admin).await {
-        Ok(Some(_)) => return see_other(&safe_next(query.next.as_deref())),
-        Ok(None) => {}
-        Err(response) => return response,
-    }
-    let flash = read_cookie(&parts.headers, FLASH_COOKIE).and_then(Flash::decode);
-    let mut response = view::render(
-        StatusCode::OK,
-        &LoginPage {
-            version: env!("CARGO_PKG_VERSION"),
-            username: "admin".into(),
-            next: safe_next(query.next.as_deref()),
-            error: None,
-            flash: flash.clone(),
-        },
-    );
-    if flash.is_some() {
-        response.headers_mut().append(
-            header::SET_COOKIE,
-            cookie(FLASH_COOKIE, "", Some(0), admin.options.secure_cookies),
-        );
-    }
-    response
-}
-
-pub async fn login(
-    State(admin): State<Arc<Admin>>,
-    ClientIp(ip): ClientIp,
-    headers: HeaderMap,
-    PublicForm(form): PublicForm,
-) -> Response {
-    let next = safe_next(form.get("next"));
-    if admin.limiter.blocked(ip) {
-        warn!(client = %ip, "admin UI: sign-in refused, too many failed attempts");
-        let mut response = message(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many attempts",
-            "There were too many failed sign-ins from your address. Wait a minute, then try again.",
-        );
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
-        return response;
-    }
-    let username = form.text("username").trim().to_string();
-    let password = form.text("password").to_string();
-    let accounts = match admin.accounts() {
-        Ok(accounts) => accounts,
-        Err(response) => return response,
-    };
-    let ok = if password.is_empty() || password.len() > MAX_PASSWORD || username.is_empty() {
-        false
-    } else {
-        let user = username.clone();
-        match blocking(move || accounts.verify_password(&user, &password)).await {
-            Ok(ok) => ok,
-            Err(response) => return response,
-        }
-    };
-    if !ok {
-        admin.limiter.fail(ip);
-        warn!(client = %ip, "admin UI: failed sign-in");
-        return view::render(
-            StatusCode::UNAUTHORIZED,
-            &LoginPage {
-                version: env!("CARGO_PKG_VERSION"),
-                username,
-                next,
-                error: Some("Wrong user name or password.".into()),
-                flash: None,
-            },
-        );
-    }
-    admin.limiter.clear(ip);
-    info!(client = %ip, user = %username, "admin UI: signed in");
-    start_session(&admin, &headers, username, &next, None)
-        .await
-        .unwrap_or_else(|r| r)
-}
-
-pub async fn logout(State(admin): State<Arc<Admin>>, action: Action) -> Response {
-    let viewer = action.viewer;
-    let accounts = match admin.accounts() {
-        Ok(accounts) => accounts,
-        Err(response) => return response,
-    };
-    let token = viewer.token.clone();
-    if let Err(response) = blocking(move || accounts.end_session(&token)).await {
-        return response;
-    }
-    info!(user = %viewer.session.user, "admin UI: signed out");
-    let mut response = viewer.redirect("/login", Flash::ok("Signed out."));
-    response.headers_mut().append(
-        header::SET_COOKIE,
-        cookie(SESSION_COOKIE, "", Some(0), admin.options.secure_cookies),
-    );
-    response
-}
-
-#[derive(Template)]
-#[template(path = "setup.html")]
-struct SetupPage {
-    version: &'static str,
-    username: String,
-    min_password: usize,
-    error: Option<String>,
-}
-
-fn setup_form(status: StatusCode, username: String, error: Option<String>) -> Response {
-    view::render(
-        status,
-        &SetupPage {
-            version: env!("CARGO_PKG_VERSION"),
-            username,
-            min_password: MIN_PASSWORD,
-            error,
-        },
-    )
-}
-
-fn local_host_only() -> Response {
-    forbidden(
-        "The first password can only be set when the admin UI is opened by IP address \
-         (such as http://127.0.0.1:4672/) or as localhost.",
-    )
-}
-
-pub async fn setup_page(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> Response {
-    match admin.has_users().await {
-        Ok(true) => return see_other("/login"),
-        Ok(false) => {}
-        Err(response) => return response,
-    }
-    if !host_is_local_name(&headers) {
-        return local_host_only();
-    }
-    setup_form(StatusCode::OK, "admin".into(), None)
-}
-
 /// Check a new password and its confirmation.
 pub fn check_new_password(password: &str, again: &str) -> Result<(), String> {
     if password.chars().count() < MIN_PASSWORD {
@@ -628,70 +468,47 @@ pub fn check_new_password(password: &str, again: &str) -> Result<(), String> {
     Ok(())
 }
 
-pub async fn setup(
-    State(admin): State<Arc<Admin>>,
-    ClientIp(ip): ClientIp,
-    headers: HeaderMap,
-    PublicForm(form): PublicForm,
-) -> Response {
-    match admin.has_users().await {
-        Ok(true) => {
-            return forbidden("The admin password is already set. Sign in instead.");
-        }
-        Ok(false) => {}
-        Err(response) => return response,
+/// What a password check found.
+pub enum Verdict {
+    /// This client failed too often lately: not even checked.
+    Blocked,
+    Wrong,
+    Right,
+}
+
+/// Check a user's password, counting failures per client address: the
+/// one path for signing in and for confirming the current password.
+pub async fn verify_password(
+    admin: &Admin,
+    ip: IpAddr,
+    user: &str,
+    password: &str,
+) -> Result<Verdict, Response> {
+    if admin.limiter.blocked(ip) {
+        warn!(client = %ip, "admin UI: sign-in refused, too many failed attempts");
+        return Ok(Verdict::Blocked);
     }
-    if !host_is_local_name(&headers) {
-        return local_host_only();
-    }
-    let username = form.text("username").trim().to_string();
-    if username.is_empty()
-        || username.chars().count() > 64
-        || username
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control())
-    {
-        return setup_form(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            username,
-            Some("The user name is 1 to 64 characters, without spaces.".into()),
-        );
-    }
-    if let Err(error) = check_new_password(form.text("password"), form.text("password2")) {
-        return setup_form(StatusCode::UNPROCESSABLE_ENTITY, username, Some(error));
-    }
-    let accounts = match admin.accounts() {
-        Ok(accounts) => accounts,
-        Err(response) => return response,
+    let right = if password.is_empty() || password.len() > MAX_PASSWORD || user.is_empty() {
+        false
+    } else {
+        let accounts = admin.accounts()?;
+        let (user, password) = (user.to_string(), password.to_string());
+        blocking(move || accounts.verify_password(&user, &password)).await?
     };
-    let (user, password) = (username.clone(), form.text("password").to_string());
-    let created = match blocking(move || accounts.create_first_user(&user, &password)).await {
-        Ok(created) => created,
-        Err(response) => return response,
-    };
-    if !created {
-        return see_other("/login");
+    if right {
+        admin.limiter.clear(ip);
+        Ok(Verdict::Right)
+    } else {
+        admin.limiter.fail(ip);
+        warn!(client = %ip, "admin UI: failed sign-in (wrong password)");
+        Ok(Verdict::Wrong)
     }
-    admin
-        .has_users
-        .store(true, std::sync::atomic::Ordering::Release);
-    info!(client = %ip, user = %username, "admin UI: admin password set (first run)");
-    start_session(
-        &admin,
-        &headers,
-        username,
-        "/",
-        Some(Flash::ok(
-            "The admin password is set and you are signed in. Welcome to meteord.",
-        )),
-    )
-    .await
-    .unwrap_or_else(|r| r)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::HeaderValue;
 
     #[test]
     fn limiter_counts_failures_per_client() {

@@ -1,0 +1,184 @@
+//! API tokens and the admin password (`/tokens`, `POST /password`).
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use tracing::info;
+
+use super::security::{self, verify_password, Action, ClientIp, Verdict, Viewer};
+use super::view::{self, Flash, Layout};
+use super::{blocking, Admin};
+use crate::store::accounts::MIN_PASSWORD;
+
+struct TokenRow {
+    id: i64,
+    name: String,
+    created: u64,
+    last_used: Option<u64>,
+}
+
+#[derive(Template)]
+#[template(path = "tokens.html")]
+struct TokensPage {
+    layout: Layout,
+    tokens: Vec<TokenRow>,
+    /// A token just made: (name, secret), shown this once.
+    new_token: Option<(String, String)>,
+    token_name: String,
+    token_error: Option<String>,
+    password_error: Option<String>,
+    min_password: usize,
+    subscriber_port: u16,
+}
+
+impl TokensPage {
+    fn utc(&self, ts: impl view::UnixTime) -> String {
+        view::utc(ts.unix())
+    }
+}
+
+async fn tokens_view(admin: &Admin, viewer: &Viewer) -> Result<TokensPage, Response> {
+    let accounts = admin.accounts()?;
+    let tokens = blocking(move || accounts.tokens()).await?;
+    Ok(TokensPage {
+        layout: viewer.layout("API tokens and password", "tokens"),
+        tokens: tokens
+            .into_iter()
+            .map(|t| TokenRow {
+                id: t.id,
+                name: t.name,
+                created: t.created,
+                last_used: t.last_used,
+            })
+            .collect(),
+        new_token: None,
+        token_name: String::new(),
+        token_error: None,
+        password_error: None,
+        min_password: MIN_PASSWORD,
+        subscriber_port: admin.node.config.load().subscriber_port,
+    })
+}
+
+pub async fn tokens_page(State(admin): State<Arc<Admin>>, viewer: Viewer) -> Response {
+    match tokens_view(&admin, &viewer).await {
+        Ok(page) => viewer.page(StatusCode::OK, &page),
+        Err(response) => response,
+    }
+}
+
+pub async fn create_token(
+    State(admin): State<Arc<Admin>>,
+    Action { viewer, form }: Action,
+) -> Response {
+    let name = form.text("name").trim().to_string();
+    if name.is_empty() || name.chars().count() > 100 {
+        let mut page = match tokens_view(&admin, &viewer).await {
+            Ok(page) => page,
+            Err(response) => return response,
+        };
+        page.token_name = name;
+        page.token_error = Some(
+            "Give the token a name of 1 to 100 characters, such as the program that will use it."
+                .into(),
+        );
+        return viewer.page(StatusCode::UNPROCESSABLE_ENTITY, &page);
+    }
+    let accounts = match admin.accounts() {
+        Ok(accounts) => accounts,
+        Err(response) => return response,
+    };
+    let label = name.clone();
+    let (id, token) = match blocking(move || accounts.create_token(&label)).await {
+        Ok(made) => made,
+        Err(response) => return response,
+    };
+    info!(user = %viewer.session.user, token_id = id, name = %name, "admin UI: created an API token");
+    let mut page = match tokens_view(&admin, &viewer).await {
+        Ok(page) => page,
+        Err(response) => return response,
+    };
+    page.new_token = Some((name, token));
+    // Rendered here rather than redirected, so the secret is never stored.
+    viewer.page(StatusCode::OK, &page)
+}
+
+pub async fn revoke_token(
+    State(admin): State<Arc<Admin>>,
+    Path(id): Path<i64>,
+    Action { viewer, .. }: Action,
+) -> Response {
+    let accounts = match admin.accounts() {
+        Ok(accounts) => accounts,
+        Err(response) => return response,
+    };
+    let flash = match blocking(move || accounts.revoke_token(id)).await {
+        Err(response) => return response,
+        Ok(true) => {
+            info!(user = %viewer.session.user, token_id = id, "admin UI: revoked an API token");
+            Flash::ok("The token is revoked; requests using it are refused from now on.")
+        }
+        Ok(false) => Flash::warn("That token was already revoked."),
+    };
+    viewer.redirect("/tokens", flash)
+}
+
+pub async fn change_password(
+    State(admin): State<Arc<Admin>>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Action { viewer, form }: Action,
+) -> Response {
+    let fail = |error: String| async {
+        match tokens_view(&admin, &viewer).await {
+            Ok(mut page) => {
+                page.password_error = Some(error);
+                viewer.page(StatusCode::UNPROCESSABLE_ENTITY, &page)
+            }
+            Err(response) => response,
+        }
+    };
+    if let Err(error) = security::check_new_password(form.text("password"), form.text("password2"))
+    {
+        return fail(error).await;
+    }
+    let user = viewer.session.user.clone();
+    match verify_password(&admin, ip, &user, form.text("current")).await {
+        Err(response) => return response,
+        Ok(Verdict::Blocked) => {
+            return fail(
+                "Too many wrong passwords from your address. Wait a minute, then try again.".into(),
+            )
+            .await
+        }
+        Ok(Verdict::Wrong) => return fail("The current password is wrong.".into()).await,
+        Ok(Verdict::Right) => {}
+    }
+    let accounts = match admin.accounts() {
+        Ok(accounts) => accounts,
+        Err(response) => return response,
+    };
+    let new = form.text("password").to_string();
+    match blocking(move || accounts.set_password(&user, &new)).await {
+        Err(response) => response,
+        Ok(false) => fail("The password could not be changed.".into()).await,
+        Ok(true) => {
+            info!(user = %viewer.session.user, "admin UI: changed the admin password");
+            // Changing the password ended every session, this one too.
+            security::start_session(
+                &admin,
+                &headers,
+                viewer.session.user.clone(),
+                "/tokens",
+                Some(Flash::ok(
+                    "The password is changed. Other signed-in browsers were signed out.",
+                )),
+            )
+            .await
+            .unwrap_or_else(|r| r)
+        }
+    }
+}

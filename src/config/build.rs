@@ -1,0 +1,275 @@
+//! Building the typed [`Config`] from its layers, one topic at a time.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::cli::LegacyArgs;
+use super::file::ConfigFile;
+use super::keys::{self, Scope};
+use super::resolve::Resolver;
+use super::values::{default_data_dir, default_log_directory, EngineKind, TlsKeyword, TlsMode};
+use super::{check_redis_url, host_name, redact_url, valid_node_name};
+use super::{Config, ConfigError, Setting, Source};
+
+impl Config {
+    /// Build from every layer: admin UI > command line > file > default.
+    pub fn from_layers(
+        args: &LegacyArgs,
+        ui: &LegacyArgs,
+        file: &ConfigFile,
+        used: Option<PathBuf>,
+    ) -> Result<Config, ConfigError> {
+        let r = Resolver { args, ui, file };
+        let mut mode_names: BTreeSet<String> = file.modes().cloned().collect();
+        mode_names.extend(args.modes().cloned());
+
+        let global = Arc::new(r.mode(None)?);
+        let mut modes = HashMap::new();
+        for name in &mode_names {
+            modes.insert(name.clone(), Arc::new(r.mode(Some(name))?));
+        }
+
+        let dynamic_page_address = r.string("SubscriberDynamicPageAddress", None);
+        if !dynamic_page_address.starts_with('/') {
+            return Err(r.invalid("SubscriberDynamicPageAddress", None, "must start with '/'"));
+        }
+        let data_directory = match r.trimmed("DataDirectory").as_str() {
+            "" => default_data_dir(),
+            dir => PathBuf::from(dir),
+        };
+        let log_directory = match r.trimmed("LogDirectory").as_str() {
+            "" => Some(default_log_directory(&data_directory)),
+            off if off.eq_ignore_ascii_case("off") => None,
+            dir => Some(PathBuf::from(dir)),
+        };
+        let update_feed = r.trimmed("UpdateFeed");
+        if !(update_feed.is_empty()
+            || update_feed.starts_with("https://")
+            || update_feed.starts_with("http://"))
+        {
+            return Err(r.invalid("UpdateFeed", None, "expected an http(s):// URL"));
+        }
+        let subscriber_port = r.port("SubscriberPort")?;
+        let engine = r.keyword("Engine")?;
+        let tls = tls_mode(&r)?;
+        let tls_on = tls != TlsMode::Off;
+
+        Ok(Config {
+            controller_tls: tls_on && r.flag("ControllerTLS", None)?,
+            plain_subscriber_port: if tls_on {
+                r.port("PlainSubscriberPort")?
+            } else {
+                0
+            },
+            hsts_max_age: r.number("HSTSMaxAge", None)?,
+            tls,
+            controller_allow: controller_allow(&r)?,
+            max_connections_per_ip: r.number("MaxConnectionsPerIP", None)?,
+            admin_ip: r.ip("AdminIP", Ipv4Addr::LOCALHOST.into())?,
+            admin_port: r.port("AdminPort")?,
+            admin_ui: r.flag("AdminUI", None)?,
+            metrics: r.keyword("Metrics")?,
+            allow_origin: allow_origin(&r)?,
+            persistence: r.keyword("Persistence")?,
+            engine,
+            redis_url: redis_url(&r, engine)?,
+            redis_prefix: redis_prefix(&r)?,
+            redis_ca_file: Some(r.trimmed("RedisCAFile"))
+                .filter(|path| !path.is_empty())
+                .map(PathBuf::from),
+            node_name: node_name(&r, subscriber_port)?,
+            data_directory,
+            snapshot_interval: r.number("SnapshotInterval", None)?.max(1),
+            controller_ip: r.ip("ControllerIP", Ipv4Addr::LOCALHOST.into())?,
+            controller_port: r.port("ControllerPort")?,
+            controller_shutdown_msg: Bytes::from(r.string("ControllerShutdownMsg", None)),
+            debug: r.flag("Debug", None)?,
+            directory_index: r.string("DirectoryIndex", None),
+            log_time_format: r.string("LogTimeFormat", None),
+            log_directory,
+            log_retention: r.number("LogRetention", None)? as usize,
+            log_format: r.keyword("LogFormat")?,
+            auto_update: r.keyword("AutoUpdate")?,
+            update_feed,
+            update_channel: r.keyword("UpdateChannel")?,
+            max_controller_connections: r.number("MaxControllerConnections", None)?,
+            max_subscriber_connections: r.number("MaxSubscriberConnections", None)?,
+            max_message_age: r.number("MaxMessageAge", None)?,
+            max_messages_per_channel: r.number("MaxMessagesPerChannel", None)? as usize,
+            ping_interval: r.number("PingInterval", None)?,
+            subscriber_ip: r.ip("SubscriberIP", Ipv4Addr::UNSPECIFIED.into())?,
+            subscriber_port,
+            document_root: r.string("SubscriberDocumentRoot", None),
+            dynamic_page_address,
+            syslog_facility: r.string("SyslogFacility", None),
+            udp_ip: r.ip("UDPIP", Ipv4Addr::LOCALHOST.into())?,
+            udp_port: r.port("UDPPort")?,
+            global,
+            modes,
+            file: used,
+            settings: settings_list(&r, &mode_names),
+            warnings: mode_warnings(args, file),
+        })
+    }
+}
+
+/// Global keys set inside a `[mode]` section do nothing there: say so.
+fn mode_warnings(args: &LegacyArgs, file: &ConfigFile) -> Vec<String> {
+    let from_file = file.entries().map(|(k, m, v)| (k, m, v.source.to_string()));
+    let from_args = args
+        .entries()
+        .map(|(k, m, _)| (k, m, Source::CommandLine.to_string()));
+    from_file
+        .chain(from_args)
+        .filter_map(|(key, mode, origin)| {
+            let (mode, key) = (mode?, keys::find(key)?);
+            (key.scope == Scope::Global).then(|| {
+                format!(
+                    "{} in mode [{mode}] ({origin}) has no effect per mode; it applies to the whole server only when set outside any section",
+                    key.name
+                )
+            })
+        })
+        .collect()
+}
+
+/// Every key, and each mode's own values, as shown to people.
+fn settings_list(r: &Resolver, mode_names: &BTreeSet<String>) -> Vec<Setting> {
+    let mut settings = Vec::new();
+    for key in keys::KEYS.iter().filter(|k| k.name != "Help") {
+        let (raw, source) = r.raw(key.name, None);
+        settings.push(Setting {
+            key: key.name,
+            mode: None,
+            raw: raw.to_string(),
+            source,
+        });
+        if key.scope != Scope::PerMode {
+            continue;
+        }
+        for name in mode_names {
+            let (raw, source) = r.raw(key.name, Some(name));
+            if matches!(source, Source::Default) || r.is_inherited(key.name, name) {
+                continue;
+            }
+            settings.push(Setting {
+                key: key.name,
+                mode: Some(name.clone()),
+                raw: raw.to_string(),
+                source,
+            });
+        }
+    }
+    settings
+}
+
+/// AllowOrigin: `*` (any origin) or a list of origins.
+fn allow_origin(r: &Resolver) -> Result<Option<Vec<String>>, ConfigError> {
+    let value = r.trimmed("AllowOrigin");
+    if value == "*" {
+        return Ok(None);
+    }
+    let origins: Vec<String> = value.split_whitespace().map(str::to_string).collect();
+    let bad = origins
+        .iter()
+        .find(|o| !(o.starts_with("http://") || o.starts_with("https://")) || o.ends_with('/'));
+    match bad {
+        Some(bad) => Err(r.invalid(
+            "AllowOrigin",
+            None,
+            &format!("'{bad}' is not an origin like https://example.com"),
+        )),
+        None => Ok(Some(origins)),
+    }
+}
+
+/// ControllerAllow: `*` (anyone), empty (this machine), or networks.
+fn controller_allow(r: &Resolver) -> Result<Option<Vec<ipnet::IpNet>>, ConfigError> {
+    let value = r.trimmed("ControllerAllow");
+    match value.as_str() {
+        "*" => Ok(None),
+        "" => Ok(Some(vec![
+            "127.0.0.0/8".parse().expect("valid network"),
+            "::1/128".parse().expect("valid network"),
+        ])),
+        list => list
+            .split_whitespace()
+            .map(|item| {
+                item.parse::<ipnet::IpNet>()
+                    .or_else(|_| item.parse::<IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        r.invalid(
+                            "ControllerAllow",
+                            None,
+                            &format!("'{item}' is not an address or a network like 10.0.0.0/8"),
+                        )
+                    })
+            })
+            .collect::<Result<_, _>>()
+            .map(Some),
+    }
+}
+
+fn redis_url(r: &Resolver, engine: EngineKind) -> Result<String, ConfigError> {
+    let url = r.trimmed("RedisURL");
+    if engine == EngineKind::Redis {
+        if let Err(problem) = check_redis_url(&url) {
+            // Not `invalid`: that would repeat the password.
+            return Err(r.problem(
+                "RedisURL",
+                format!("{problem} (got '{}')", redact_url(&url)),
+            ));
+        }
+    }
+    Ok(url)
+}
+
+fn redis_prefix(r: &Resolver) -> Result<String, ConfigError> {
+    let prefix = r.trimmed("RedisPrefix");
+    if prefix.is_empty() || prefix.bytes().any(|b| b.is_ascii_whitespace()) {
+        return Err(r.invalid("RedisPrefix", None, "expected a word without spaces"));
+    }
+    Ok(prefix)
+}
+
+fn node_name(r: &Resolver, subscriber_port: u16) -> Result<String, ConfigError> {
+    match r.trimmed("NodeName").as_str() {
+        "" => Ok(format!("{}-{subscriber_port}", host_name())),
+        name if valid_node_name(name) => Ok(name.to_string()),
+        _ => Err(r.invalid(
+            "NodeName",
+            None,
+            "expected 1 to 64 letters, digits, '.', '_' or '-'",
+        )),
+    }
+}
+
+/// The TLS keys as one [`TlsMode`].
+fn tls_mode(r: &Resolver) -> Result<TlsMode, ConfigError> {
+    let file = |key: &str| {
+        let value = r.trimmed(key);
+        if value.is_empty() {
+            Err(r.invalid(key, None, "TLS is on: give the path of a PEM file"))
+        } else {
+            Ok(PathBuf::from(value))
+        }
+    };
+    Ok(match r.keyword::<TlsKeyword>("TLS")? {
+        TlsKeyword::Off => TlsMode::Off,
+        TlsKeyword::On => TlsMode::Files {
+            cert: file("TLSCertificateFile")?,
+            key: file("TLSKeyFile")?,
+        },
+        TlsKeyword::SelfSigned => TlsMode::SelfSigned {
+            names: r
+                .string("TLSHostnames", None)
+                .split_whitespace()
+                .map(str::to_ascii_lowercase)
+                .collect(),
+        },
+    })
+}

@@ -1,0 +1,221 @@
+//! Subscribers coming and going: a subscription's header, backlog and
+//! live attachment in one step under the lock, channels added to and
+//! dropped from a live subscription, and subscriptions ended by host id.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::state::{Channel, Member};
+use super::{
+    ChannelSnapshot, Delivery, Farewell, Hub, Message, Start, Stat, Subscriber, Subscription,
+};
+
+impl Hub {
+    /// Start a subscription: write the header (built by `header` from the
+    /// channels' state), then the backlog of each channel in request order,
+    /// then — if persistent and not yet finished — attach it for live
+    /// messages. A persistent subscription with a host id replaces (kicks)
+    /// any older one with the same host id.
+    pub fn subscribe(
+        &self,
+        request: Subscription<'_>,
+        header: impl FnOnce(&[ChannelSnapshot], &mut Vec<u8>),
+    ) {
+        let Subscription {
+            subscriber,
+            channels,
+            persist,
+            max_time,
+            merge_backlog,
+        } = request;
+        // A channel named twice: the last start wins, the first position stays.
+        let mut wanted: Vec<(Bytes, Start)> = Vec::with_capacity(channels.len());
+        for (name, start) in channels {
+            match wanted.iter_mut().find(|(n, _)| n == name) {
+                Some(entry) => entry.1 = *start,
+                None => wanted.push((name.clone(), *start)),
+            }
+        }
+
+        let mut state = self.lock();
+        if persist {
+            if let Some(host) = &subscriber.info.host_id {
+                if let Some(old) = state.hosts.get(host).copied() {
+                    if let Some(member) = state.members.get(&old) {
+                        member.subscriber.close(Farewell::Replaced);
+                    }
+                    state.detach(old);
+                }
+            }
+        }
+
+        let snapshots: Vec<ChannelSnapshot> = wanted
+            .iter()
+            .map(|(name, _)| match state.channels.get(name) {
+                Some(channel) => channel.snapshot(name),
+                None => Channel::default().snapshot(name),
+            })
+            .collect();
+        let mut head = Vec::new();
+        header(&snapshots, &mut head);
+        subscriber.push_raw(&head);
+
+        let mut backlog: Vec<&Arc<Message>> = Vec::new();
+        for (name, start) in &wanted {
+            let Some(channel) = state.channels.get(name) else {
+                continue;
+            };
+            if let Some(first) = channel.start_index(*start) {
+                backlog.extend(channel.messages.range(first..));
+            }
+        }
+        if merge_backlog {
+            backlog.sort_by_key(|m| m.id);
+        }
+        let mut served = 0u64;
+        let mut done = false;
+        let mut buf = Vec::new();
+        for message in backlog {
+            buf.clear();
+            subscriber.framing.render(message, &mut buf);
+            match subscriber.push_backlog(&buf) {
+                Delivery::Queued => served += 1,
+                Delivery::Refused => done = true,
+            }
+        }
+        // The backlog of every requested channel goes out, then the limit
+        // closes the subscription.
+        if subscriber.limit_reached() {
+            done = true;
+            subscriber.close(Farewell::Quiet);
+        }
+
+        if persist && !done {
+            let id = subscriber.id;
+            for (name, _) in &wanted {
+                state
+                    .channels
+                    .entry(name.clone())
+                    .or_default()
+                    .add_subscriber(&subscriber);
+            }
+            if let Some(host) = &subscriber.info.host_id {
+                state.hosts.insert(host.clone(), id);
+            }
+            state.members.insert(
+                id,
+                Member {
+                    subscriber: subscriber.clone(),
+                    channels: wanted.iter().map(|(n, _)| n.clone()).collect(),
+                    deadline: max_time.map(|t| Instant::now() + t),
+                },
+            );
+        } else if !done {
+            subscriber.close(Farewell::Quiet);
+        }
+        drop(state);
+        if served > 0 {
+            self.stats.add(Stat::MessagesServed, served);
+        }
+    }
+
+    /// Add one channel to a live (persistent) subscription: `announce`
+    /// writes what precedes the channel's backlog (it sees the channel's
+    /// state), then the backlog, then live messages follow. Returns false if
+    /// the subscription is not live or already has the channel.
+    pub fn attach_channel(
+        &self,
+        subscriber: &Arc<Subscriber>,
+        name: &Bytes,
+        start: Start,
+        announce: impl FnOnce(&ChannelSnapshot, &mut Vec<u8>),
+    ) -> bool {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let Some(member) = state.members.get_mut(&subscriber.id) else {
+            return false;
+        };
+        if member.channels.contains(name) {
+            return false;
+        }
+        member.channels.push(name.clone());
+        let channel = state.channels.entry(name.clone()).or_default();
+        let snapshot = channel.snapshot(name);
+        let mut head = Vec::new();
+        announce(&snapshot, &mut head);
+        subscriber.push_raw(&head);
+        let mut served = 0;
+        if let Some(first) = channel.start_index(start) {
+            let mut buf = Vec::new();
+            for message in channel.messages.range(first..) {
+                buf.clear();
+                subscriber.framing.render(message, &mut buf);
+                if subscriber.push_backlog(&buf) == Delivery::Queued {
+                    served += 1;
+                }
+            }
+        }
+        channel.add_subscriber(subscriber);
+        drop(guard);
+        if served > 0 {
+            self.stats.add(Stat::MessagesServed, served);
+        }
+        true
+    }
+
+    /// Remove one channel from a live subscription. Returns false if it did
+    /// not have the channel.
+    pub fn detach_channel(&self, subscriber: &Arc<Subscriber>, name: &[u8]) -> bool {
+        let mut state = self.lock();
+        let Some(member) = state.members.get_mut(&subscriber.id) else {
+            return false;
+        };
+        let Some(index) = member.channels.iter().position(|c| c.as_ref() == name) else {
+            return false;
+        };
+        let name = member.channels.swap_remove(index);
+        if let Some(channel) = state.channels.get_mut(&name) {
+            if let Some(feed) = &channel.feed {
+                subscriber.detach_feed(feed);
+            }
+            channel.remove_subscriber(subscriber.id);
+        }
+        state.expire_if_idle(&name);
+        true
+    }
+
+    /// How many channels a live subscription has.
+    pub fn subscriber_channels(&self, id: u64) -> usize {
+        self.lock().members.get(&id).map_or(0, |m| m.channels.len())
+    }
+
+    /// Detach a subscriber whose connection ended.
+    pub fn unsubscribe(&self, id: u64) {
+        self.lock().detach(id);
+    }
+
+    /// End the persistent subscription using this host id, with its
+    /// shutdown message. Returns whether there was one.
+    pub fn kick(&self, host_id: &[u8]) -> bool {
+        let mut state = self.lock();
+        let Some(id) = state.hosts.get(host_id).copied() else {
+            return false;
+        };
+        if let Some(member) = state.members.get(&id) {
+            member.subscriber.close(Farewell::Disconnected);
+        }
+        state.detach(id).is_some()
+    }
+
+    /// End one live subscription (with its shutdown message), by id.
+    /// Returns whether it existed.
+    pub fn kick_subscriber(&self, id: u64) -> bool {
+        let mut state = self.lock();
+        if let Some(member) = state.members.get(&id) {
+            member.subscriber.close(Farewell::Disconnected);
+        }
+        state.detach(id).is_some()
+    }
+}

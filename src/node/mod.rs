@@ -1,0 +1,129 @@
+//! The node: the state every connection of this server can reach (a
+//! [`Node`] handle), the one door every publisher goes through
+//! ([`Node::publish`]), and what the front ends share: connection
+//! admission and accept loops ([`listen`]), HTTP helpers ([`web`]).
+//!
+//! Front ends (control port, subscriber port, API, admin UI) import this
+//! module and the ones below it, never each other; the process layer
+//! (`server`, `app`) builds the node and runs the front ends.
+
+mod engine;
+pub mod listen;
+mod publish;
+mod settings;
+pub mod stats;
+pub mod web;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::info;
+
+use crate::cluster::Cluster;
+use crate::config::{Config, LegacyArgs};
+use crate::hub::Hub;
+use crate::store::accounts::Accounts;
+use crate::store::persist::Persister;
+use crate::tls::Tls;
+use crate::update::Updates;
+pub use engine::Engine;
+pub use listen::Clients;
+pub use publish::{Ack, PublishError, MAX_TEXT};
+
+/// One server's state, shared by every task: wrap it in an `Arc`.
+pub struct Node {
+    pub hub: Arc<Hub>,
+    /// The configuration in force (replaced whole on reload).
+    pub config: ArcSwap<Config>,
+    /// Cancelled when the server starts shutting down.
+    pub shutdown: CancellationToken,
+    /// Every connection's task, so shutdown can wait for them.
+    pub tasks: TaskTracker,
+    /// Writes the channel caches to disk, unless persistence is off.
+    pub persister: Option<Arc<Persister>>,
+    /// Admin password, sessions and API tokens (none if the database
+    /// could not be opened).
+    pub accounts: Option<Arc<Accounts>>,
+    /// Connections per client address on the subscriber port.
+    pub clients: Clients,
+    /// The certificate, when TLS is on.
+    pub tls: Option<Arc<Tls>>,
+    /// Self-update: what the last check found, and whether to restart.
+    pub updates: Updates,
+    /// Memory alone, or Redis shared with other nodes.
+    engine: Engine,
+    /// The command line, kept for reloads.
+    args: LegacyArgs,
+    /// Global settings made in the admin UI (they win over everything).
+    ui_settings: Mutex<LegacyArgs>,
+    /// Publishing paused (tray, admin UI): publishers get an error.
+    paused: AtomicBool,
+    /// Bumped whenever cached static files must be read again (reload,
+    /// SIGUSR2).
+    documents_generation: AtomicU64,
+}
+
+/// What a node is made of; the process layer opens each part.
+pub struct Parts {
+    pub hub: Arc<Hub>,
+    pub config: Config,
+    pub args: LegacyArgs,
+    pub ui_settings: LegacyArgs,
+    pub shutdown: CancellationToken,
+    pub persister: Option<Arc<Persister>>,
+    pub accounts: Option<Arc<Accounts>>,
+    pub tls: Option<Arc<Tls>>,
+    pub engine: Engine,
+}
+
+impl Node {
+    pub fn new(parts: Parts) -> Node {
+        Node {
+            hub: parts.hub,
+            config: ArcSwap::from_pointee(parts.config),
+            shutdown: parts.shutdown,
+            tasks: TaskTracker::new(),
+            persister: parts.persister,
+            accounts: parts.accounts,
+            clients: Clients::default(),
+            tls: parts.tls,
+            updates: Updates::default(),
+            engine: parts.engine,
+            args: parts.args,
+            ui_settings: Mutex::new(parts.ui_settings),
+            paused: AtomicBool::new(false),
+            documents_generation: AtomicU64::new(0),
+        }
+    }
+
+    /// The Redis engine's cluster, when this node shares its channels.
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.engine.cluster()
+    }
+
+    /// Pause (or resume) publishing: while paused every publish — control
+    /// port, UDP, HTTP API, admin UI — is refused with
+    /// [`PublishError::Paused`], and subscribers stay connected.
+    pub fn set_publishing_paused(&self, paused: bool) {
+        if self.paused.swap(paused, Ordering::AcqRel) != paused {
+            info!("publishing {}", if paused { "paused" } else { "resumed" });
+        }
+    }
+
+    pub fn publishing_paused(&self) -> bool {
+        self.paused.load(Ordering::Acquire)
+    }
+
+    /// Make every front end read static files afresh (SIGUSR2, reload).
+    pub fn drop_document_cache(&self) {
+        self.documents_generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Changes whenever cached static files must be dropped.
+    pub fn documents_generation(&self) -> u64 {
+        self.documents_generation.load(Ordering::Acquire)
+    }
+}

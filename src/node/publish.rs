@@ -1,0 +1,114 @@
+//! The publish door: every publisher — the control port, UDP, the HTTP
+//! API, the admin UI's form — hands its messages to [`Node::publish`] or
+//! [`Node::publish_batch`], which check them the same way, pick the engine,
+//! and answer one [`PublishError`] that each front end turns into its own
+//! wire answer (`ERR …`, an HTTP status, a form message).
+
+use bytes::Bytes;
+use tracing::debug;
+
+use super::engine::Engine;
+use super::Node;
+use crate::names::is_space;
+
+/// The longest message text any publisher may send (a control line must
+/// fit its command and channel too).
+pub const MAX_TEXT: usize = 1 << 20;
+
+/// Why a message was not published.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PublishError {
+    /// Publishing is paused (tray, admin UI).
+    #[error("publishing is paused")]
+    Paused,
+    /// Empty, or with whitespace in it.
+    #[error("a channel name is not empty and has no spaces")]
+    BadChannel,
+    #[error("a message has at most {MAX_TEXT} bytes")]
+    TooLong,
+    /// The engine could not take it (Redis down).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// When a publish counts as done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ack {
+    /// Safe: on disk in durable mode, in Redis with the redis engine. A
+    /// publisher that is told the id waits for this.
+    Stored,
+    /// Handed to the hub; the disk may follow later (UDP, which answers
+    /// nothing). With the redis engine still in Redis, so that the order
+    /// of one publisher's messages holds.
+    Taken,
+}
+
+impl Node {
+    /// Publish `text` on `channel`; its id once it is stored.
+    pub async fn publish(&self, channel: &[u8], text: Bytes) -> Result<u64, PublishError> {
+        let batch = [(Bytes::copy_from_slice(channel), text)];
+        let mut answers = self.publish_batch(&batch, Ack::Stored).await;
+        answers.pop().unwrap_or(Err(PublishError::BadChannel))
+    }
+
+    /// Publish messages `(channel, text)` in order; one answer each, in
+    /// the same order. A pipelining publisher pays one wait (disk or
+    /// Redis) for the whole batch.
+    pub async fn publish_batch(
+        &self,
+        batch: &[(Bytes, Bytes)],
+        ack: Ack,
+    ) -> Vec<Result<u64, PublishError>> {
+        let mut answers: Vec<Result<u64, PublishError>> = batch
+            .iter()
+            .map(|(channel, text)| self.admit(channel, text).map(|()| 0))
+            .collect();
+        match &self.engine {
+            Engine::Memory => {
+                let mut last = None;
+                for ((channel, text), answer) in batch.iter().zip(&mut answers) {
+                    if let Ok(id) = answer {
+                        *id = self.hub.publish(channel, text.clone());
+                        last = Some(*id);
+                        debug!(channel = %String::from_utf8_lossy(channel), id, "message published");
+                    }
+                }
+                // Ids are committed in order: one wait covers the batch.
+                if let (Some(id), Some(persister), Ack::Stored) = (last, &self.persister, ack) {
+                    persister.wait_durable(id).await;
+                }
+            }
+            Engine::Redis(cluster) => {
+                let admitted: Vec<(Bytes, Bytes)> = batch
+                    .iter()
+                    .zip(&answers)
+                    .filter(|(_, answer)| answer.is_ok())
+                    .map(|(message, _)| message.clone())
+                    .collect();
+                let mut stored = cluster.publish_many(&admitted).await.into_iter();
+                for answer in answers.iter_mut().filter(|a| a.is_ok()) {
+                    *answer = match stored.next() {
+                        Some(Ok(id)) => Ok(id),
+                        Some(Err(e)) => Err(PublishError::Unavailable(e.to_string())),
+                        None => Err(PublishError::Unavailable("no answer from Redis".into())),
+                    };
+                }
+            }
+        }
+        answers
+    }
+
+    /// The checks every message passes, whoever sends it.
+    fn admit(&self, channel: &[u8], text: &[u8]) -> Result<(), PublishError> {
+        if self.publishing_paused() {
+            return Err(PublishError::Paused);
+        }
+        if channel.is_empty() || channel.iter().copied().any(is_space) {
+            return Err(PublishError::BadChannel);
+        }
+        if text.len() > MAX_TEXT {
+            return Err(PublishError::TooLong);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,126 @@
+//! Opening what a node is made of, before any listener serves: the
+//! database with its accounts and saved settings, and the channel caches
+//! persisted by an earlier run.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::{error, info};
+
+use crate::config::{Config, EngineKind, LegacyArgs, Persistence};
+use crate::hub::{ChannelRules, Hub, Message};
+use crate::store::accounts::Accounts;
+use crate::store::persist::Persister;
+use crate::store::{IdCeiling, Store};
+
+/// Open the database in the data directory and its accounts. A database
+/// that cannot be opened is logged and the server runs without one.
+pub(super) fn open_store(config: &Config) -> (Option<Store>, Option<Arc<Accounts>>) {
+    let dir = &config.data_directory;
+    let (store, note) = match Store::open(dir) {
+        Ok(opened) => opened,
+        Err(e) => {
+            error!("running without a database (no persistence, no admin accounts): {e}");
+            return (None, None);
+        }
+    };
+    if let Some(note) = note {
+        error!("{note}");
+    }
+    let accounts = match Accounts::open(store.path()) {
+        Ok(accounts) => Some(Arc::new(accounts)),
+        Err(e) => {
+            error!("admin accounts unavailable: {e}");
+            None
+        }
+    };
+    (Some(store), accounts)
+}
+
+/// Settings saved in the admin UI, put over the configuration, and the
+/// channel rules, put in force in `hub`. Returns the saved settings and
+/// the configuration with them.
+pub(super) fn saved_settings(
+    accounts: &Accounts,
+    args: &LegacyArgs,
+    config: Config,
+    hub: &Hub,
+) -> (LegacyArgs, Config) {
+    let mut ui_settings = LegacyArgs::default();
+    let mut config = config;
+    match accounts.ui_settings() {
+        Ok(saved) if !saved.is_empty() => {
+            for (key, value) in saved {
+                ui_settings.set(&key, None, value);
+            }
+            match Config::load_with(args, &ui_settings) {
+                Ok(with_ui) => config = with_ui,
+                Err(e) => error!("ignoring settings saved in the admin UI: {e}"),
+            }
+        }
+        Ok(_) => {}
+        Err(e) => error!("cannot read settings saved in the admin UI: {e}"),
+    }
+    match accounts.channel_rules() {
+        Ok(rules) => hub.set_rules(ChannelRules::new(rules)),
+        Err(e) => error!("cannot read channel settings: {e}"),
+    }
+    (ui_settings, config)
+}
+
+/// As the Persistence setting says, restore the channel caches from the
+/// database and start writing them back. (With the redis engine, Redis
+/// keeps the channels and hands out the ids; the database keeps only the
+/// accounts and settings.)
+pub(super) fn open_channels(
+    store: Store,
+    config: &Config,
+    hub: &Arc<Hub>,
+) -> Option<Arc<Persister>> {
+    if config.engine == EngineKind::Redis {
+        return None;
+    }
+    let dir = &config.data_directory;
+    if config.persistence == Persistence::Off {
+        // No channel data on disk, but ids still continue where they were,
+        // so that clients resuming after a restart never see one reused.
+        let ceiling = Arc::new(IdCeiling::new(dir));
+        hub.restore(std::iter::empty(), ceiling.read());
+        hub.reserve_ids(ceiling);
+        return None;
+    }
+    let started = Instant::now();
+    let oldest = crate::hub::unix_now().saturating_sub(config.max_message_age);
+    let restored = match store.load(config.max_messages_per_channel, oldest) {
+        Ok(restored) => restored,
+        Err(e) => {
+            error!("persistence is off for this run: cannot read the database: {e}");
+            return None;
+        }
+    };
+    let ceiling = IdCeiling::new(dir);
+    let next_id = restored.next_id.max(ceiling.read());
+    let count = restored.messages.len();
+    hub.restore(
+        restored.messages.into_iter().map(|m| Message {
+            id: m.id,
+            channel: m.channel,
+            text: m.text,
+            timestamp: m.timestamp,
+        }),
+        next_id,
+    );
+    info!(
+        "restored {count} messages from {} in {:?}; next message id {next_id}",
+        store.path().display(),
+        started.elapsed()
+    );
+    let persister = Persister::start(
+        store,
+        ceiling,
+        hub.clone(),
+        config.persistence,
+        Duration::from_secs(config.snapshot_interval),
+    );
+    Some(persister)
+}
