@@ -218,9 +218,15 @@ trap 'put_back; cleanup' EXIT
 # Leftovers of an earlier removal (configuration files) go too.
 dpkg --purge meteord >/dev/null 2>&1 || true
 installed=yes
-dpkg -i "$deb"
+install_log=$(mktemp)
+dpkg -i "$deb" | tee "$install_log"
 getent passwd meteord >/dev/null
-test "$(stat -c %U:%a /var/lib/meteord)" = meteord:750
+test "$(stat -c %U:%a /var/lib/meteord)" = meteord:700
+# A first installation prints the first-run setup code, kept 0600.
+test "$(stat -c %U:%a /var/lib/meteord/setup-code)" = meteord:600
+grep -q "setup code:" "$install_log"
+grep -q "$(cat /var/lib/meteord/setup-code)" "$install_log"
+rm "$install_log"
 test "$(stat -c %U:%a /var/log/meteord)" = meteord:750
 test -L /etc/systemd/system/multi-user.target.wants/meteord.service
 if command -v systemd-analyze >/dev/null; then

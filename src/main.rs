@@ -24,7 +24,11 @@ fn main() -> ExitCode {
             println!("meteord {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
-        Invocation::Update { args, check_only } => return update(&args, check_only),
+        Invocation::Update {
+            args,
+            check_only,
+            allow_downgrade,
+        } => return update(&args, check_only, allow_downgrade),
         Invocation::Run { args, no_tray } => (args, !no_tray),
     };
     let config = match Config::load(&args) {
@@ -65,8 +69,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// `meteord update [--check]`.
-fn update(args: &LegacyArgs, check_only: bool) -> ExitCode {
+/// `meteord update [--check] [--allow-downgrade]`.
+fn update(args: &LegacyArgs, check_only: bool, allow_downgrade: bool) -> ExitCode {
     let config = match Config::load(args) {
         Ok(config) => config,
         Err(e) => {
@@ -74,7 +78,7 @@ fn update(args: &LegacyArgs, check_only: bool) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match meteord::update::run_cli(&config, check_only) {
+    match meteord::update::run_cli(&config, check_only, allow_downgrade) {
         Ok(message) => {
             println!("{message}");
             ExitCode::SUCCESS

@@ -71,6 +71,8 @@ struct Tray {
     stopped: Stopped,
     _icon: TrayIcon,
     status: MenuItem,
+    /// The first-run setup code, while no admin password is set.
+    setup_code: Option<MenuItem>,
     open_admin: MenuItem,
     pause: MenuItem,
     update: MenuItem,
@@ -111,8 +113,17 @@ impl Tray {
                 None,
             )
         });
+        // Until the admin password is set: the code a first run from
+        // another machine asks for.
+        let setup_code = ready
+            .node
+            .setup_code()
+            .map(|code| MenuItem::new(format!("First-run setup code: {code}"), false, None));
         let menu = Menu::new();
         menu.append(&status)?;
+        if let Some(item) = &setup_code {
+            menu.append(item)?;
+        }
         if let Some(item) = &fingerprint {
             menu.append(item)?;
         }
@@ -136,6 +147,7 @@ impl Tray {
             stopped,
             _icon: icon,
             status,
+            setup_code,
             open_admin,
             pause,
             update,
@@ -245,6 +257,11 @@ impl Tray {
 
     fn refresh_labels(&mut self) {
         let node = &self.ready.node;
+        if let Some(item) = &self.setup_code {
+            if node.setup_code().is_none() {
+                item.set_text("Admin password set");
+            }
+        }
         self.pause.set_text(if node.publishing_paused() {
             "Resume publishing"
         } else {

@@ -511,7 +511,10 @@ async fn forms_without_the_csrf_token_or_from_other_sites_change_nothing() {
         .post_with(
             publish,
             &[("csrf", &csrf), ("text", "ok")],
-            &[("Origin", "http://test"), ("Sec-Fetch-Site", "same-origin")],
+            &[
+                ("Origin", "http://localhost"),
+                ("Sec-Fetch-Site", "same-origin"),
+            ],
         )
         .await;
     assert_eq!(ok.status, 303, "{}", html(&ok));
@@ -927,7 +930,7 @@ async fn the_live_endpoint_streams_samples() {
     stream
         .write_all(
             format!(
-                "GET /live HTTP/1.1\r\nHost: test\r\nCookie: {}\r\n\r\n",
+                "GET /live HTTP/1.1\r\nHost: localhost\r\nCookie: {}\r\n\r\n",
                 browser.cookie_header()
             )
             .as_bytes(),

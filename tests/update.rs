@@ -100,7 +100,11 @@ impl Feed {
 
     /// Offer `archive` as release NEW_VERSION.
     fn offer(&self, archive: Vec<u8>) {
-        let name = asset_name();
+        self.offer_as(archive, &asset_name());
+    }
+
+    /// Offer `archive`, under the file name `name`, as release NEW_VERSION.
+    fn offer_as(&self, archive: Vec<u8>, name: &str) {
         let manifest = serde_json::json!({
             "schema": 1,
             "releases": [
@@ -293,6 +297,30 @@ async fn a_signature_for_another_file_name_is_refused() {
         "meteord-99.0.0-other.tar.gz",
     ))
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_older_signed_archive_announced_as_new_is_refused() {
+    let feed = Feed::start().await;
+    let installed = install_copy();
+    // A genuine, signed archive of an old release, offered as 99.0.0: the
+    // signature holds (it covers the old name), the version does not.
+    let old_name = format!("meteord-0.0.1-{}.tar.gz", self_update::get_target());
+    feed.offer_as(
+        sign(&archive(&installed.newer()), &test_key(), &old_name),
+        &old_name,
+    );
+    let exe = installed.exe.clone();
+    let out = tokio::task::spawn_blocking(move || run_update(&exe, &feed, &[]))
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("announces meteord 99.0.0 but its archive is"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&installed.exe).unwrap(), installed.original);
 }
 
 #[test]

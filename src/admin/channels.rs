@@ -8,7 +8,6 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use bytes::Bytes;
 use serde::Deserialize;
 use tracing::info;
 
@@ -296,7 +295,7 @@ pub async fn publish(
         text.to_string()
     };
     let node = &admin.node;
-    let id = match node.publish(name.as_bytes(), Bytes::from(sent)).await {
+    let id = match node.publish(name.as_bytes(), sent.as_bytes()).await {
         Ok(id) => id,
         Err(PublishError::Paused) => {
             let error = "Publishing is paused; resume it on the dashboard.".to_string();

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use tracing::info;
 
 use super::security::{
-    read_cookie, safe_next, start_session, verify_password, Action, ClientIp, PublicForm, Verdict,
+    read_cookie, safe_next, start_session, verify_password, Action, Client, PublicForm, Verdict,
     Viewer, SESSION_COOKIE,
 };
 use super::view::{self, cookie, message, see_other, Flash, FLASH_COOKIE};
@@ -37,6 +37,7 @@ pub async fn login_page(
     request: Request,
 ) -> Response {
     let (parts, _) = request.into_parts();
+    let secure = Client::of(&parts, &admin).secure;
     match Viewer::find(&parts, &admin).await {
         Ok(Some(_)) => return see_other(&safe_next(query.next.as_deref())),
         Ok(None) => {}
@@ -56,7 +57,7 @@ pub async fn login_page(
     if flash.is_some() {
         response.headers_mut().append(
             header::SET_COOKIE,
-            cookie(FLASH_COOKIE, "", Some(0), admin.options.secure_cookies),
+            cookie(FLASH_COOKIE, "", Some(0), secure),
         );
     }
     response
@@ -64,13 +65,13 @@ pub async fn login_page(
 
 pub async fn login(
     State(admin): State<Arc<Admin>>,
-    ClientIp(ip): ClientIp,
+    client: Client,
     headers: HeaderMap,
     PublicForm(form): PublicForm,
 ) -> Response {
     let next = safe_next(form.get("next"));
     let username = form.text("username").trim().to_string();
-    let verdict = match verify_password(&admin, ip, &username, form.text("password")).await {
+    let verdict = match verify_password(&admin, client.ip, &username, form.text("password")).await {
         Ok(verdict) => verdict,
         Err(response) => return response,
     };
@@ -97,8 +98,8 @@ pub async fn login(
             },
         ),
         Verdict::Right => {
-            info!(client = %ip, user = %username, "admin UI: signed in");
-            start_session(&admin, &headers, username, &next, None)
+            info!(client = %client.ip, user = %username, "admin UI: signed in");
+            start_session(&admin, client, &headers, username, &next, None)
                 .await
                 .unwrap_or_else(|r| r)
         }
@@ -119,7 +120,7 @@ pub async fn logout(State(admin): State<Arc<Admin>>, action: Action) -> Response
     let mut response = viewer.redirect("/login", Flash::ok("Signed out."));
     response.headers_mut().append(
         header::SET_COOKIE,
-        cookie(SESSION_COOKIE, "", Some(0), admin.options.secure_cookies),
+        cookie(SESSION_COOKIE, "", Some(0), viewer.secure()),
     );
     response
 }

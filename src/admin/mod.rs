@@ -82,6 +82,8 @@ pub(crate) struct Admin {
     has_users: AtomicBool,
     /// Where this UI listens, when known.
     local_addr: Option<SocketAddr>,
+    /// Turns to compute a password hash (see [`security::verify_password`]).
+    hashes: tokio::sync::Semaphore,
 }
 
 impl Admin {
@@ -93,7 +95,33 @@ impl Admin {
             live: live::Live::new(),
             has_users: AtomicBool::new(false),
             local_addr,
+            hashes: tokio::sync::Semaphore::new(security::HASHES_AT_ONCE),
         }
+    }
+
+    /// Hash or check a password off the async threads, at most
+    /// [`security::HASHES_AT_ONCE`] at a time: each takes about 19 MiB.
+    async fn hashing<T, E>(
+        &self,
+        work: impl FnOnce() -> Result<T, E> + Send + 'static,
+    ) -> Result<T, Response>
+    where
+        T: Send + 'static,
+        E: std::fmt::Display + Send + 'static,
+    {
+        let turn = tokio::time::timeout(security::HASH_WAIT, self.hashes.acquire()).await;
+        let Ok(Ok(_turn)) = turn else {
+            let mut response = view::message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Busy",
+                "Too many sign-ins are being checked right now. Try again in a few seconds.",
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            return Err(response);
+        };
+        blocking(work).await
     }
 
     /// Has an admin password been set? (Cached once true.)
@@ -239,12 +267,14 @@ pub async fn serve_with(listener: TcpListener, node: Arc<Node>, options: Options
         let app = app.clone();
         let tls = tls.clone();
         async move {
+            let local = tcp.local_addr().ok();
             let Some(conn) = listen::open(tcp, peer, tls.as_ref(), &node).await else {
                 return;
             };
             let hsts_max_age = node.config.load().hsts_max_age;
             let app = app
                 .layer(Extension(ConnectInfo(peer)))
+                .layer(Extension(security::LocalAddr(local)))
                 .layer(hsts_layer(conn.is_tls(), hsts_max_age));
             serve_http(conn, app, &node.shutdown).await;
         }

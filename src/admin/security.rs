@@ -4,7 +4,8 @@
 //! - **Sessions**: signing in (or setting the first password) creates a new
 //!   session in the database and puts its random token in the
 //!   `meteord_session` cookie (HttpOnly, SameSite=Strict, Path=/, and
-//!   Secure when [`super::Options::secure_cookies`] is set). A new token is
+//!   Secure when [`super::Options::secure_cookies`] is set or a trusted
+//!   proxy took the request over https). A new token is
 //!   issued at every sign-in and any session the browser had is ended, so a
 //!   token planted before sign-in is worthless. Signing out ends the session
 //!   in the database.
@@ -37,6 +38,7 @@ use tracing::warn;
 
 use super::view::{self, cookie, message, see_other, see_other_with, Flash, Layout, FLASH_COOKIE};
 use super::{blocking, Admin};
+use crate::node::web;
 use crate::store::accounts::{Session, MIN_PASSWORD};
 
 /// The session cookie.
@@ -48,6 +50,11 @@ pub const MAX_FAILURES: usize = 5;
 pub const LIMIT_WINDOW: Duration = Duration::from_secs(60);
 /// Longest password accepted (argon2 of megabytes would be a cheap DoS).
 const MAX_PASSWORD: usize = 1024;
+/// Password hashes (about 19 MiB of memory each) run at the same time.
+pub const HASHES_AT_ONCE: usize = 2;
+/// How long a password check waits for its turn before the client is told
+/// to come back.
+pub const HASH_WAIT: Duration = Duration::from_secs(10);
 
 /// Recent failed sign-ins by client.
 #[derive(Default)]
@@ -74,23 +81,11 @@ impl Limiter {
         self.failures.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Has this client used up its failed attempts?
-    pub fn blocked(&self, ip: IpAddr) -> bool {
-        let now = Instant::now();
-        let mut map = self.lock();
-        let Some(times) = map.get_mut(&Self::key(ip)) else {
-            return false;
-        };
-        while times
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= LIMIT_WINDOW)
-        {
-            times.pop_front();
-        }
-        times.len() >= MAX_FAILURES
-    }
-
-    pub fn fail(&self, ip: IpAddr) {
+    /// Count an attempt from this client, before any password is hashed:
+    /// false (and not counted) once it has used up its attempts. A right
+    /// password clears the count ([`Limiter::clear`]), so only failures
+    /// stay counted.
+    pub fn begin(&self, ip: IpAddr) -> bool {
         let now = Instant::now();
         let mut map = self.lock();
         if map.len() > 4096 {
@@ -101,10 +96,17 @@ impl Limiter {
             });
         }
         let times = map.entry(Self::key(ip)).or_default();
-        times.push_back(now);
-        if times.len() > MAX_FAILURES {
+        while times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= LIMIT_WINDOW)
+        {
             times.pop_front();
         }
+        if times.len() >= MAX_FAILURES {
+            return false;
+        }
+        times.push_back(now);
+        true
     }
 
     pub fn clear(&self, ip: IpAddr) {
@@ -163,39 +165,78 @@ pub fn same_origin(headers: &HeaderMap) -> bool {
     true
 }
 
-/// Is the `Host` one a DNS-rebinding page cannot use (an IP address, or a
-/// name without dots such as `localhost`)?
-pub fn host_is_local_name(headers: &HeaderMap) -> bool {
+/// The address a connection reached this UI on (a request extension set
+/// by the listener).
+#[derive(Clone, Copy)]
+pub struct LocalAddr(pub Option<SocketAddr>);
+
+/// May a first run answer to this `Host`? Only this machine's own names:
+/// loopback addresses, `localhost`, the address the request came in on,
+/// and the machine's name — so that a DNS-rebinding page (its own name,
+/// pointed at this machine) cannot set the password before the owner does.
+pub fn first_run_host(headers: &HeaderMap, local: Option<SocketAddr>) -> bool {
     let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
         return true; // HTTP/1.0 without Host: not a browser
     };
-    if host.starts_with('[') {
-        return host
-            .split(']')
-            .next()
-            .is_some_and(|h| h[1..].parse::<Ipv6Addr>().is_ok());
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    if let Ok(ip) = name.parse::<IpAddr>() {
+        let ip = crate::node::web::canonical(ip);
+        return ip.is_loopback()
+            || local.is_some_and(|l| crate::node::web::canonical(l.ip()) == ip);
     }
-    let name = host.rsplit_once(':').map_or(host, |(name, _)| name);
-    name.parse::<Ipv4Addr>().is_ok() || !name.contains('.')
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    if name == "localhost" {
+        return true;
+    }
+    crate::config::machine_name().is_some_and(|machine| {
+        let machine = machine.to_ascii_lowercase();
+        name == machine || name == format!("{machine}.local")
+    })
 }
 
-/// The client's address (unspecified when the router runs without
-/// connection info).
-pub struct ClientIp(pub IpAddr);
+/// Who sent a request, as far as the admin UI cares.
+#[derive(Debug, Clone, Copy)]
+pub struct Client {
+    /// Its address: a trusted proxy's client (TrustedProxies), else the
+    /// connection's peer (unspecified when the router runs without
+    /// connection info).
+    pub ip: IpAddr,
+    /// On this machine, and not relayed by a proxy that is not trusted.
+    pub local: bool,
+    /// Its cookies must be `Secure`: this UI serves TLS, or a trusted proxy
+    /// took the request over https.
+    pub secure: bool,
+}
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl Client {
+    pub fn of(parts: &Parts, admin: &Admin) -> Client {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+        let config = admin.node.config.load();
+        let proxies = &config.trusted_proxies;
+        Client {
+            ip: web::client_ip(peer, &parts.headers, proxies),
+            local: web::from_this_machine(peer, &parts.headers, proxies),
+            secure: admin.options.secure_cookies
+                || web::forwarded_https(peer, &parts.headers, proxies),
+        }
+    }
+}
+
+impl FromRequestParts<Arc<Admin>> for Client {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(client_ip(parts)))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        admin: &Arc<Admin>,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Client::of(parts, admin))
     }
-}
-
-fn client_ip(parts: &Parts) -> IpAddr {
-    parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip())
 }
 
 /// A signed-in user, with the notice left for this page, if any.
@@ -224,7 +265,7 @@ impl Viewer {
             token,
             session,
             flash: read_cookie(&parts.headers, FLASH_COOKIE).and_then(Flash::decode),
-            secure: admin.options.secure_cookies,
+            secure: Client::of(parts, admin).secure,
         }))
     }
 
@@ -249,6 +290,11 @@ impl Viewer {
             );
         }
         response
+    }
+
+    /// Are this user's cookies `Secure`?
+    pub fn secure(&self) -> bool {
+        self.secure
     }
 
     /// Redirect with a notice for the next page.
@@ -364,10 +410,11 @@ impl FromRequest<Arc<Admin>> for Action {
             return Err(unauthorized());
         };
         if !same_origin(&parts.headers) {
-            warn!(client = %client_ip(&parts), path = parts.uri.path(), "admin UI: refused a cross-site form");
+            let client = Client::of(&parts, admin).ip;
+            warn!(%client, path = parts.uri.path(), "admin UI: refused a cross-site form");
             return Err(forbidden("This form was sent from another site."));
         }
-        let client = client_ip(&parts);
+        let client = Client::of(&parts, admin).ip;
         let path = parts.uri.path().to_string();
         let form = read_form(parts, body, admin).await?;
         let valid = form
@@ -417,6 +464,7 @@ pub fn safe_next(next: Option<&str>) -> String {
 /// cookie and go on.
 pub async fn start_session(
     admin: &Admin,
+    client: Client,
     headers: &HeaderMap,
     user: String,
     location: &str,
@@ -433,7 +481,7 @@ pub async fn start_session(
         accounts.create_session(&user, SESSION_TTL)
     })
     .await?;
-    let secure = admin.options.secure_cookies;
+    let secure = client.secure;
     let mut response = match flash {
         Some(flash) => see_other_with(location, flash, secure),
         None => see_other(location),
@@ -476,15 +524,18 @@ pub enum Verdict {
     Right,
 }
 
-/// Check a user's password, counting failures per client address: the
-/// one path for signing in and for confirming the current password.
+/// Check a user's password, counting attempts per client address: the
+/// one path for signing in and for confirming the current password. The
+/// attempt is counted before the (deliberately slow, memory-hungry) hash,
+/// and only [`HASHES_AT_ONCE`] hashes run at a time, so a flood of guesses
+/// costs neither memory nor more than a few attempts.
 pub async fn verify_password(
     admin: &Admin,
     ip: IpAddr,
     user: &str,
     password: &str,
 ) -> Result<Verdict, Response> {
-    if admin.limiter.blocked(ip) {
+    if !admin.limiter.begin(ip) {
         warn!(client = %ip, "admin UI: sign-in refused, too many failed attempts");
         return Ok(Verdict::Blocked);
     }
@@ -493,13 +544,14 @@ pub async fn verify_password(
     } else {
         let accounts = admin.accounts()?;
         let (user, password) = (user.to_string(), password.to_string());
-        blocking(move || accounts.verify_password(&user, &password)).await?
+        admin
+            .hashing(move || accounts.verify_password(&user, &password))
+            .await?
     };
     if right {
         admin.limiter.clear(ip);
         Ok(Verdict::Right)
     } else {
-        admin.limiter.fail(ip);
         warn!(client = %ip, "admin UI: failed sign-in (wrong password)");
         Ok(Verdict::Wrong)
     }
@@ -516,20 +568,19 @@ mod tests {
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
         for _ in 0..MAX_FAILURES {
-            assert!(!limiter.blocked(a));
-            limiter.fail(a);
+            assert!(limiter.begin(a));
         }
-        assert!(limiter.blocked(a));
-        assert!(!limiter.blocked(b));
+        assert!(!limiter.begin(a));
+        assert!(limiter.begin(b));
         limiter.clear(a);
-        assert!(!limiter.blocked(a));
+        assert!(limiter.begin(a));
         // One /64 is one client.
         let v6a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
         let v6b: IpAddr = "2001:db8:1:2::ffff".parse().unwrap();
         for _ in 0..MAX_FAILURES {
-            limiter.fail(v6a);
+            limiter.begin(v6a);
         }
-        assert!(limiter.blocked(v6b));
+        assert!(!limiter.begin(v6b));
     }
 
     #[test]
@@ -563,17 +614,28 @@ mod tests {
 
     #[test]
     fn first_run_hosts() {
+        let local: SocketAddr = "192.168.1.5:4672".parse().unwrap();
         let host = |h: &'static str| {
             let mut m = HeaderMap::new();
             m.insert(header::HOST, HeaderValue::from_static(h));
-            host_is_local_name(&m)
+            first_run_host(&m, Some(local))
         };
         assert!(host("127.0.0.1:4672"));
         assert!(host("localhost:4672"));
         assert!(host("[::1]:4672"));
-        assert!(host("myserver"));
+        assert!(host("192.168.1.5:4672"), "the address it came in on");
+        assert!(!host("192.168.1.6:4672"));
+        assert!(!host("evil"), "a name without dots is not enough");
         assert!(!host("evil.example.com:4672"));
         assert!(!host("[evil.com]:80"));
+        if let Some(machine) = crate::config::machine_name() {
+            let mut m = HeaderMap::new();
+            m.insert(
+                header::HOST,
+                HeaderValue::from_str(&format!("{machine}:4672")).unwrap(),
+            );
+            assert!(first_run_host(&m, None));
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use tracing::info;
 
-use super::security::{self, verify_password, Action, ClientIp, Verdict, Viewer};
+use super::security::{self, verify_password, Action, Client, Verdict, Viewer};
 use super::view::{self, Flash, Layout};
 use super::{blocking, Admin};
 use crate::store::accounts::MIN_PASSWORD;
@@ -128,7 +128,7 @@ pub async fn revoke_token(
 
 pub async fn change_password(
     State(admin): State<Arc<Admin>>,
-    ClientIp(ip): ClientIp,
+    client: Client,
     headers: HeaderMap,
     Action { viewer, form }: Action,
 ) -> Response {
@@ -146,7 +146,7 @@ pub async fn change_password(
         return fail(error).await;
     }
     let user = viewer.session.user.clone();
-    match verify_password(&admin, ip, &user, form.text("current")).await {
+    match verify_password(&admin, client.ip, &user, form.text("current")).await {
         Err(response) => return response,
         Ok(Verdict::Blocked) => {
             return fail(
@@ -162,7 +162,10 @@ pub async fn change_password(
         Err(response) => return response,
     };
     let new = form.text("password").to_string();
-    match blocking(move || accounts.set_password(&user, &new)).await {
+    match admin
+        .hashing(move || accounts.set_password(&user, &new))
+        .await
+    {
         Err(response) => response,
         Ok(false) => fail("The password could not be changed.".into()).await,
         Ok(true) => {
@@ -170,6 +173,7 @@ pub async fn change_password(
             // Changing the password ended every session, this one too.
             security::start_session(
                 &admin,
+                client,
                 &headers,
                 viewer.session.user.clone(),
                 "/tokens",

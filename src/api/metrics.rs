@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::config::MetricsAccess;
 use crate::hub::Stat;
-use crate::node::web::{bearer, error, valid_token, PeerAddr};
+use crate::node::web::{bearer, error, from_this_machine, valid_token, PeerAddr};
 use crate::node::Node;
 
 pub async fn handler(
@@ -21,11 +21,18 @@ pub async fn handler(
     PeerAddr(peer): PeerAddr,
     headers: HeaderMap,
 ) -> Response {
-    let access = node.config.load().metrics;
+    let (access, local) = {
+        let config = node.config.load();
+        // Local: on this machine, and not relayed by a proxy that could be
+        // relaying anyone (see TrustedProxies).
+        let proxies = &config.trusted_proxies;
+        let local = peer.is_some_and(|p| from_this_machine(p.ip(), &headers, proxies));
+        (config.metrics, local)
+    };
     let allowed = match access {
         MetricsAccess::Off => return error(StatusCode::NOT_FOUND, "metrics are off"),
         MetricsAccess::Public => true,
-        MetricsAccess::Local if peer.is_some_and(|p| p.ip().is_loopback()) => true,
+        MetricsAccess::Local if local => true,
         MetricsAccess::Local => match bearer(&headers) {
             Some(token) => match valid_token(&node, token).await {
                 Ok(valid) => valid,

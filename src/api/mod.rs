@@ -100,7 +100,7 @@ async fn publish(
     } else {
         body
     };
-    let id = match node.publish(name.as_bytes(), text).await {
+    let id = match node.publish(name.as_bytes(), &text).await {
         Ok(id) => id,
         Err(e @ PublishError::TooLong) => {
             return error(StatusCode::PAYLOAD_TOO_LARGE, &e.to_string())

@@ -49,9 +49,13 @@ impl Config {
         let update_feed = r.trimmed("UpdateFeed");
         if !(update_feed.is_empty()
             || update_feed.starts_with("https://")
-            || update_feed.starts_with("http://"))
+            || is_loopback_http(&update_feed))
         {
-            return Err(r.invalid("UpdateFeed", None, "expected an http(s):// URL"));
+            return Err(r.invalid(
+                "UpdateFeed",
+                None,
+                "expected an https:// URL (plain http:// only to this machine: 127.0.0.1, [::1], localhost)",
+            ));
         }
         let subscriber_port = r.port("SubscriberPort")?;
         let engine = r.keyword("Engine")?;
@@ -67,8 +71,20 @@ impl Config {
             },
             hsts_max_age: r.number("HSTSMaxAge", None)?,
             tls,
-            controller_allow: controller_allow(&r)?,
+            controller_allow: match r.trimmed("ControllerAllow").as_str() {
+                "*" => None,
+                "" => Some(vec![
+                    "127.0.0.0/8".parse().expect("valid network"),
+                    "::1/128".parse().expect("valid network"),
+                ]),
+                _ => Some(networks(&r, "ControllerAllow")?),
+            },
+            trusted_proxies: networks(&r, "TrustedProxies")?,
             max_connections_per_ip: r.number("MaxConnectionsPerIP", None)?,
+            max_channels: r.number("MaxChannels", None)? as usize,
+            max_channels_per_subscription: r.number("MaxChannelsPerSubscription", None)?.max(1)
+                as usize,
+            max_queued_bytes: (r.number("MaxQueuedMB", None)? as usize).saturating_mul(1 << 20),
             admin_ip: r.ip("AdminIP", Ipv4Addr::LOCALHOST.into())?,
             admin_port: r.port("AdminPort")?,
             admin_ui: r.flag("AdminUI", None)?,
@@ -115,6 +131,20 @@ impl Config {
             warnings: mode_warnings(args, file),
         })
     }
+}
+
+/// An `http://` URL to this machine (a feed that no network can alter).
+fn is_loopback_http(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Global keys set inside a `[mode]` section do nothing there: say so.
@@ -187,31 +217,22 @@ fn allow_origin(r: &Resolver) -> Result<Option<Vec<String>>, ConfigError> {
     }
 }
 
-/// ControllerAllow: `*` (anyone), empty (this machine), or networks.
-fn controller_allow(r: &Resolver) -> Result<Option<Vec<ipnet::IpNet>>, ConfigError> {
-    let value = r.trimmed("ControllerAllow");
-    match value.as_str() {
-        "*" => Ok(None),
-        "" => Ok(Some(vec![
-            "127.0.0.0/8".parse().expect("valid network"),
-            "::1/128".parse().expect("valid network"),
-        ])),
-        list => list
-            .split_whitespace()
-            .map(|item| {
-                item.parse::<ipnet::IpNet>()
-                    .or_else(|_| item.parse::<IpAddr>().map(ipnet::IpNet::from))
-                    .map_err(|_| {
-                        r.invalid(
-                            "ControllerAllow",
-                            None,
-                            &format!("'{item}' is not an address or a network like 10.0.0.0/8"),
-                        )
-                    })
-            })
-            .collect::<Result<_, _>>()
-            .map(Some),
-    }
+/// A list of addresses and networks (`10.0.0.0/8 192.168.1.7 ::1`).
+fn networks(r: &Resolver, key: &str) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    r.trimmed(key)
+        .split_whitespace()
+        .map(|item| {
+            item.parse::<ipnet::IpNet>()
+                .or_else(|_| item.parse::<IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    r.invalid(
+                        key,
+                        None,
+                        &format!("'{item}' is not an address or a network like 10.0.0.0/8"),
+                    )
+                })
+        })
+        .collect()
 }
 
 fn redis_url(r: &Resolver, engine: EngineKind) -> Result<String, ConfigError> {

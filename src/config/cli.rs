@@ -1,7 +1,7 @@
 //! The command line: meteord's `-Key value` options, plus `--help` and
 //! `--version` in the modern spelling.
 //!
-//! Besides those: `meteord update [--check]` (self-update) and
+//! Besides those: `meteord update [--check] [--allow-downgrade]` (self-update) and
 //! `--no-tray` (run headless even where a tray icon could show).
 //!
 //! Legacy rules: a key may be abbreviated to any unambiguous prefix (case
@@ -22,10 +22,14 @@ pub enum Invocation {
         args: LegacyArgs,
         no_tray: bool,
     },
-    /// `meteord update [--check]`: update this executable from UpdateFeed.
+    /// `meteord update [--check] [--allow-downgrade]`: update this
+    /// executable from UpdateFeed.
     Update {
         args: LegacyArgs,
         check_only: bool,
+        /// Install the feed's newest release even when it is older than
+        /// the running one.
+        allow_downgrade: bool,
     },
     Help,
     Version,
@@ -87,6 +91,7 @@ where
         args.len() != before
     };
     let check_only = update && flag(&mut args, "--check");
+    let allow_downgrade = update && flag(&mut args, "--allow-downgrade");
     let no_tray = !update && flag(&mut args, "--no-tray");
     if args.iter().any(|a| a == "--help") {
         return Ok(Invocation::Help);
@@ -139,6 +144,7 @@ where
         Invocation::Update {
             args: parsed,
             check_only,
+            allow_downgrade,
         }
     } else {
         Invocation::Run {
@@ -154,6 +160,7 @@ pub fn help_text() -> String {
         "Commands and flags:\n  \
          update                          Install the newest signed release from UpdateFeed over this program\n  \
          update --check                  Only say whether a newer release is available\n  \
+         update --allow-downgrade        Install the feed's newest release even if it is older than this one\n  \
          --no-tray                       No tray icon, even in a desktop build (services, servers, Raspberry Pi)\n\n",
     );
     legacy.push_str("Options (meteord 1.06 style, any unambiguous prefix; -Key.mode sets a key for one [mode]):\n");
@@ -210,7 +217,9 @@ mod tests {
     #[test]
     fn subcommand_and_flags() {
         match parse_args(["update", "--check", "-UpdateFeed", "http://x/m.json"]).unwrap() {
-            Invocation::Update { args, check_only } => {
+            Invocation::Update {
+                args, check_only, ..
+            } => {
                 assert!(check_only);
                 assert_eq!(args.get("UpdateFeed", None), Some("http://x/m.json"));
             }

@@ -178,6 +178,24 @@ pub const KEYS: &[Key] = &[
         help: "Connections one client address may hold on the subscriber port (0: no limit)",
     },
     Key {
+        name: "MaxChannels",
+        default: "100000",
+        scope: Scope::Global,
+        help: "Channels held in memory past which a subscription that would add a new (empty) channel is refused; publishing is never refused (0: no limit)",
+    },
+    Key {
+        name: "MaxChannelsPerSubscription",
+        default: "256",
+        scope: Scope::Global,
+        help: "Channels one subscription (one /push, /sse or /poll request, one WebSocket) may name",
+    },
+    Key {
+        name: "MaxQueuedMB",
+        default: "64",
+        scope: Scope::Global,
+        help: "Megabytes of messages waiting, all subscribers together, for sockets that do not take them; past it the slowest subscribers are dropped (0: no limit)",
+    },
+    Key {
         name: "MaxMessageAge",
         default: "7200",
         scope: Scope::Global,
@@ -316,6 +334,12 @@ pub const KEYS: &[Key] = &[
         help: "Accepted for compatibility; logs go to standard error and LogDirectory",
     },
     Key {
+        name: "TrustedProxies",
+        default: "",
+        scope: Scope::Global,
+        help: "Reverse proxies (addresses or networks such as 10.0.0.0/8) whose X-Forwarded-For and X-Forwarded-Proto are believed: for the sign-in lockout, /metrics and the admin UI's checks (empty: none)",
+    },
+    Key {
         name: "TLS",
         default: "off",
         scope: Scope::Global,
@@ -421,16 +445,28 @@ pub fn needs_restart(name: &str) -> bool {
         )
 }
 
-/// May the admin UI change this key? Global keys only, and not where the
-/// config file is (nor help), nor the log files, which are set up before
-/// the database (and its saved settings) is opened.
+/// Keys that name files or directories on this machine. Only the config
+/// file and the command line may set them: from the admin UI they would let
+/// whoever holds its password serve `/etc` or the database to anyone.
+pub const PATH_KEYS: &[&str] = &[
+    "ConfigFileLocation",
+    "DataDirectory",
+    "LogDirectory",
+    "RedisCAFile",
+    "SubscriberDocumentRoot",
+    "TLSCertificateFile",
+    "TLSKeyFile",
+];
+
+/// May the admin UI change this key? Global keys only; not help, nor the
+/// files and directories the server uses ([`PATH_KEYS`]), nor the log
+/// files, which are set up before the database (and its saved settings)
+/// is opened.
 pub fn ui_settable(name: &str) -> bool {
     find(name).is_some_and(|k| {
         k.scope == Scope::Global
-            && !matches!(
-                k.name,
-                "ConfigFileLocation" | "Help" | "LogDirectory" | "LogFormat" | "LogRetention"
-            )
+            && !PATH_KEYS.contains(&k.name)
+            && !matches!(k.name, "Help" | "LogFormat" | "LogRetention")
     })
 }
 
@@ -446,6 +482,9 @@ mod tests {
         assert!(!needs_restart("MaxMessagesPerChannel"));
         assert!(ui_settable("MaxMessagesPerChannel"));
         assert!(!ui_settable("ConfigFileLocation"));
+        assert!(!ui_settable("SubscriberDocumentRoot"));
+        assert!(!ui_settable("DataDirectory"));
+        assert!(PATH_KEYS.iter().all(|k| find(k).is_some()));
         assert!(!ui_settable("MessageTemplate")); // per mode
     }
 

@@ -180,6 +180,14 @@ pub struct Config {
     pub controller_ip: IpAddr,
     pub controller_port: u16,
     pub max_connections_per_ip: u64,
+    /// Channels in memory past which subscriptions may not add new ones.
+    pub max_channels: usize,
+    /// Channels one subscription may name.
+    pub max_channels_per_subscription: usize,
+    /// Bytes of messages waiting for slow sockets, all together (0: no limit).
+    pub max_queued_bytes: usize,
+    /// Proxies whose forwarding headers are believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Where the TLS certificate comes from, if TLS is on.
     pub tls: TlsMode,
     /// With TLS on, also TLS on the control port.

@@ -16,8 +16,9 @@ mod execute;
 pub mod lines;
 pub mod udp;
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -26,6 +27,7 @@ use tracing::{debug, warn};
 
 pub use commands::{parse_datagram, Command};
 use commands::{ERR_BUSY, ERR_NOT_ALLOWED};
+use execute::Outcome;
 use lines::LineBuffer;
 
 use crate::hub::Stat;
@@ -89,18 +91,36 @@ async fn connection(stream: TcpStream, peer: SocketAddr, node: Arc<Node>, tls: O
             Ok(n) => n,
         };
         stats.add(Stat::TotalInboundBytes, n as u64);
-        let quit = execute::run_lines(&mut lines, &node, &mut out).await;
+        let outcome = execute::run_lines(&mut lines, &node, &mut out).await;
+        if outcome == Outcome::Http {
+            warn_once_for(peer.ip());
+            break;
+        }
         if !out.is_empty() {
             if write(&mut stream, &out, &node).await.is_err() {
                 break;
             }
             out.clear();
         }
-        if quit {
+        if outcome == Outcome::Quit {
             break;
         }
     }
     let _ = stream.shutdown().await;
+}
+
+/// Say once per client address (up to a bound) that it spoke HTTP to the
+/// control port: likely a web page making a browser publish.
+fn warn_once_for(ip: IpAddr) {
+    static WARNED: Mutex<Option<HashSet<IpAddr>>> = Mutex::new(None);
+    let mut warned = WARNED.lock().unwrap_or_else(|e| e.into_inner());
+    let warned = warned.get_or_insert_with(HashSet::new);
+    if warned.len() < 1024 && warned.insert(ip) {
+        warn!(
+            client = %ip,
+            "control connection closed: it spoke HTTP (a web page may be making a browser publish); further ones from this address are closed silently"
+        );
+    }
 }
 
 /// Write replies; a publisher that does not take them in time is dropped.

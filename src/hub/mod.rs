@@ -95,6 +95,39 @@ pub struct Subscription<'a> {
     pub merge_backlog: bool,
 }
 
+/// Why a subscription (or a channel added to one) was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("a subscription names at most {0} channels")]
+    TooManyChannels(usize),
+    /// The hub holds as many channels as subscribers may make it hold.
+    #[error("the server holds too many channels to add one for a subscriber")]
+    ChannelLimit,
+    #[error("not subscribed")]
+    NotLive,
+    #[error("already subscribed to that channel")]
+    AlreadySubscribed,
+}
+
+/// How many channels subscriptions may name and make.
+#[derive(Debug, Clone, Copy)]
+pub struct ChannelLimits {
+    /// Channels one subscription may name.
+    pub per_subscription: usize,
+    /// Channels in the hub past which a subscription may not add a new one
+    /// (0: no limit). Publishing is never refused for it.
+    pub total: usize,
+}
+
+impl Default for ChannelLimits {
+    fn default() -> ChannelLimits {
+        ChannelLimits {
+            per_subscription: 256,
+            total: 0,
+        }
+    }
+}
+
 /// The hub. Cheap to share: wrap it in an `Arc`.
 pub struct Hub {
     state: Mutex<State>,
@@ -111,6 +144,9 @@ pub struct Hub {
     journal: std::sync::OnceLock<Journal>,
     /// Per-channel settings made in the admin UI.
     rules: arc_swap::ArcSwap<ChannelRules>,
+    channel_limits: Mutex<ChannelLimits>,
+    /// Bytes handed to subscribers' connection tasks and not yet written.
+    queued_bytes: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Hub {
@@ -131,7 +167,30 @@ impl Hub {
             reserver: std::sync::OnceLock::new(),
             journal: std::sync::OnceLock::new(),
             rules: arc_swap::ArcSwap::from_pointee(ChannelRules::default()),
+            channel_limits: Mutex::new(ChannelLimits::default()),
+            queued_bytes: Default::default(),
         }
+    }
+
+    /// Bytes handed to subscribers' connection tasks and not yet written:
+    /// what slow sockets hold up.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Bound the channels subscriptions may name and make.
+    pub fn set_channel_limits(&self, limits: ChannelLimits) {
+        *self
+            .channel_limits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = limits;
+    }
+
+    pub fn channel_limits(&self) -> ChannelLimits {
+        *self
+            .channel_limits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -177,6 +236,7 @@ impl Hub {
             max_messages,
             self.stats.clone(),
             self.published.clone(),
+            self.queued_bytes.clone(),
         ))
     }
 

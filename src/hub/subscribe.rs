@@ -2,6 +2,7 @@
 //! live attachment in one step under the lock, channels added to and
 //! dropped from a live subscription, and subscriptions ended by host id.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -9,7 +10,8 @@ use bytes::Bytes;
 
 use super::state::{Channel, Member};
 use super::{
-    ChannelSnapshot, Delivery, Farewell, Hub, Message, Start, Stat, Subscriber, Subscription,
+    ChannelSnapshot, Delivery, Farewell, Hub, Message, Refused, Start, Stat, Subscriber,
+    Subscription,
 };
 
 impl Hub {
@@ -18,11 +20,14 @@ impl Hub {
     /// then — if persistent and not yet finished — attach it for live
     /// messages. A persistent subscription with a host id replaces (kicks)
     /// any older one with the same host id.
+    ///
+    /// Refused, with nothing written, when it names more channels than one
+    /// subscription may, or would add channels past the hub's limit.
     pub fn subscribe(
         &self,
         request: Subscription<'_>,
         header: impl FnOnce(&[ChannelSnapshot], &mut Vec<u8>),
-    ) {
+    ) -> Result<(), Refused> {
         let Subscription {
             subscriber,
             channels,
@@ -30,23 +35,54 @@ impl Hub {
             max_time,
             merge_backlog,
         } = request;
+        let limits = self.channel_limits();
+        if channels.len() > limits.per_subscription {
+            return Err(Refused::TooManyChannels(limits.per_subscription));
+        }
         // A channel named twice: the last start wins, the first position stays.
         let mut wanted: Vec<(Bytes, Start)> = Vec::with_capacity(channels.len());
+        let mut position: HashMap<&Bytes, usize> = HashMap::with_capacity(channels.len());
         for (name, start) in channels {
-            match wanted.iter_mut().find(|(n, _)| n == name) {
-                Some(entry) => entry.1 = *start,
-                None => wanted.push((name.clone(), *start)),
+            match position.get(name) {
+                Some(&i) => wanted[i].1 = *start,
+                None => {
+                    position.insert(name, wanted.len());
+                    wanted.push((name.clone(), *start));
+                }
             }
         }
 
         let mut state = self.lock();
         if persist {
+            let new = wanted
+                .iter()
+                .filter(|(name, _)| !state.channels.contains_key(name))
+                .count();
+            if new > 0 && limits.total > 0 && state.channels.len() + new > limits.total {
+                return Err(Refused::ChannelLimit);
+            }
+        }
+        // The host id's current holder, replaced only by a subscription of
+        // the same credential: an anonymous client cannot end a token
+        // holder's stream by guessing its host id.
+        let mut takes_host = persist;
+        if persist {
             if let Some(host) = &subscriber.info.host_id {
                 if let Some(old) = state.hosts.get(host).copied() {
-                    if let Some(member) = state.members.get(&old) {
-                        member.subscriber.close(Farewell::Replaced);
+                    match state.members.get(&old) {
+                        Some(member)
+                            if member.subscriber.info.credential != subscriber.info.credential =>
+                        {
+                            takes_host = false;
+                        }
+                        Some(member) => {
+                            member.subscriber.close(Farewell::Replaced);
+                            state.detach(old);
+                        }
+                        None => {
+                            state.detach(old);
+                        }
                     }
-                    state.detach(old);
                 }
             }
         }
@@ -74,16 +110,10 @@ impl Hub {
         if merge_backlog {
             backlog.sort_by_key(|m| m.id);
         }
-        let mut served = 0u64;
+        let mut served = backlog.len() as u64;
         let mut done = false;
-        let mut buf = Vec::new();
-        for message in backlog {
-            buf.clear();
-            subscriber.framing.render(message, &mut buf);
-            match subscriber.push_backlog(&buf) {
-                Delivery::Queued => served += 1,
-                Delivery::Refused => done = true,
-            }
+        if !backlog.is_empty() && subscriber.push_backlog(backlog) == Delivery::Refused {
+            (served, done) = (0, true);
         }
         // The backlog of every requested channel goes out, then the limit
         // closes the subscription.
@@ -101,7 +131,7 @@ impl Hub {
                     .or_default()
                     .add_subscriber(&subscriber);
             }
-            if let Some(host) = &subscriber.info.host_id {
+            if let Some(host) = subscriber.info.host_id.as_ref().filter(|_| takes_host) {
                 state.hosts.insert(host.clone(), id);
             }
             state.members.insert(
@@ -119,27 +149,41 @@ impl Hub {
         if served > 0 {
             self.stats.add(Stat::MessagesServed, served);
         }
+        Ok(())
     }
 
     /// Add one channel to a live (persistent) subscription: `announce`
     /// writes what precedes the channel's backlog (it sees the channel's
-    /// state), then the backlog, then live messages follow. Returns false if
-    /// the subscription is not live or already has the channel.
+    /// state), then the backlog, then live messages follow. Refused if the
+    /// subscription is not live, already has the channel or as many as one
+    /// may, or the channel would be new past the hub's limit.
     pub fn attach_channel(
         &self,
         subscriber: &Arc<Subscriber>,
         name: &Bytes,
         start: Start,
         announce: impl FnOnce(&ChannelSnapshot, &mut Vec<u8>),
-    ) -> bool {
+    ) -> Result<(), Refused> {
+        let limits = self.channel_limits();
         let mut guard = self.lock();
         let state = &mut *guard;
         let Some(member) = state.members.get_mut(&subscriber.id) else {
-            return false;
+            return Err(Refused::NotLive);
         };
         if member.channels.contains(name) {
-            return false;
+            return Err(Refused::AlreadySubscribed);
         }
+        if member.channels.len() >= limits.per_subscription {
+            return Err(Refused::TooManyChannels(limits.per_subscription));
+        }
+        let total = state.channels.len();
+        if limits.total > 0 && total >= limits.total && !state.channels.contains_key(name) {
+            return Err(Refused::ChannelLimit);
+        }
+        let member = state
+            .members
+            .get_mut(&subscriber.id)
+            .expect("checked above");
         member.channels.push(name.clone());
         let channel = state.channels.entry(name.clone()).or_default();
         let snapshot = channel.snapshot(name);
@@ -148,13 +192,10 @@ impl Hub {
         subscriber.push_raw(&head);
         let mut served = 0;
         if let Some(first) = channel.start_index(start) {
-            let mut buf = Vec::new();
-            for message in channel.messages.range(first..) {
-                buf.clear();
-                subscriber.framing.render(message, &mut buf);
-                if subscriber.push_backlog(&buf) == Delivery::Queued {
-                    served += 1;
-                }
+            let backlog = channel.messages.range(first..);
+            let count = backlog.len() as u64;
+            if subscriber.push_backlog(backlog) == Delivery::Queued {
+                served = count;
             }
         }
         channel.add_subscriber(subscriber);
@@ -162,7 +203,7 @@ impl Hub {
         if served > 0 {
             self.stats.add(Stat::MessagesServed, served);
         }
-        true
+        Ok(())
     }
 
     /// Remove one channel from a live subscription. Returns false if it did
@@ -198,13 +239,17 @@ impl Hub {
 
     /// End the persistent subscription using this host id, with its
     /// shutdown message. Returns whether there was one.
-    pub fn kick(&self, host_id: &[u8]) -> bool {
+    /// Only a request with the subscription's own credential (the same
+    /// token, or none for both) may end it.
+    pub fn kick(&self, host_id: &[u8], credential: Option<u64>) -> bool {
         let mut state = self.lock();
         let Some(id) = state.hosts.get(host_id).copied() else {
             return false;
         };
-        if let Some(member) = state.members.get(&id) {
-            member.subscriber.close(Farewell::Disconnected);
+        match state.members.get(&id) {
+            Some(member) if member.subscriber.info.credential != credential => return false,
+            Some(member) => member.subscriber.close(Farewell::Disconnected),
+            None => {}
         }
         state.detach(id).is_some()
     }

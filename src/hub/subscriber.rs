@@ -1,22 +1,27 @@
 //! A subscriber as the hub sees it, and the state its connection task
-//! drains: protocol bytes queued by the hub (header, backlog, pings,
-//! shutdown message) and the channel feeds it pulls live messages from.
+//! drains: protocol bytes queued by the hub (header, pings, shutdown
+//! message), its backlog, and the channel feeds it pulls live messages
+//! from.
 //!
 //! The connection task calls [`Subscriber::poll_next`], which hands it
 //! everything ready in one buffer — queued bytes first, then new messages
-//! from the feeds in id order — so a burst costs one write.
+//! from the feeds in id order — so a burst costs one write. A backlog is
+//! kept as the shared cached messages themselves and rendered a batch at a
+//! time as the socket takes it: a client asking for a large backlog and
+//! never reading holds one batch, not a copy of the channel's cache.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use smallvec::SmallVec;
 
 use super::feed::{Entry, Feed, Read};
-use super::message::{Farewell, Framing};
+use super::message::{Farewell, Framing, Message};
 use super::stats::{Stat, Stats};
 use super::Transport;
 
@@ -36,6 +41,10 @@ pub struct SubscriberInfo {
     pub host_id: Option<Bytes>,
     pub mode: String,
     pub transport: Transport,
+    /// Who it proved to be: a digest of the token it subscribed with
+    /// (`None`: anonymous). A host id's subscription is replaced or ended
+    /// only by the same credential.
+    pub credential: Option<u64>,
     pub peer: Option<SocketAddr>,
     pub since: SystemTime,
 }
@@ -56,12 +65,28 @@ struct Attachment {
     cursor: u64,
 }
 
+/// What waits behind a backlog, in order.
+enum Queued {
+    /// A cached message, rendered when its turn comes.
+    Message(Arc<Message>),
+    /// Protocol bytes (a ping, a reply, the farewell) queued while a
+    /// backlog was still going out, so they keep their place.
+    Raw(Box<[u8]>),
+}
+
 struct Outbox {
     pending: Vec<u8>,
+    /// The backlog not yet rendered (empty once it has all gone out; live
+    /// messages are pulled only then).
+    queued: VecDeque<Queued>,
     waker: Option<Waker>,
     state: State,
     delivered: u64,
     feeds: SmallVec<[Attachment; 1]>,
+    /// Bytes handed to the connection task in the last write, and since
+    /// when: counted in the hub's total until the task asks for more.
+    in_flight: usize,
+    write_since: Option<Instant>,
 }
 
 /// What the connection task should do next.
@@ -94,6 +119,9 @@ pub struct Subscriber {
     /// The hub's "every id below this is published" mark, for merging
     /// several channels in id order.
     published: Arc<AtomicU64>,
+    /// The hub's total of bytes handed to connection tasks and not yet
+    /// written.
+    queued_bytes: Arc<AtomicUsize>,
     outbox: Mutex<Outbox>,
 }
 
@@ -114,6 +142,7 @@ impl Subscriber {
         max_messages: u64,
         stats: Arc<Stats>,
         published: Arc<AtomicU64>,
+        queued_bytes: Arc<AtomicUsize>,
     ) -> Subscriber {
         Subscriber {
             id,
@@ -123,12 +152,16 @@ impl Subscriber {
             cap: DEFAULT_OUTBOX_CAP,
             stats,
             published,
+            queued_bytes,
             outbox: Mutex::new(Outbox {
                 pending: Vec::new(),
+                queued: VecDeque::new(),
                 waker: None,
                 state: State::Open,
                 delivered: 0,
                 feeds: SmallVec::new(),
+                in_flight: 0,
+                write_since: None,
             }),
         }
     }
@@ -163,23 +196,39 @@ impl Subscriber {
             Self::abort_locked(&mut outbox);
             return false;
         }
-        outbox.pending.extend_from_slice(bytes);
+        if outbox.queued.is_empty() {
+            outbox.pending.extend_from_slice(bytes);
+        } else {
+            outbox.queued.push_back(Queued::Raw(bytes.into()));
+        }
         Self::wake(&mut outbox);
         true
     }
 
-    /// Queue one backlog message. It counts towards MaxMessages but never
-    /// closes the subscription by itself: meteord sent a backlog as one
-    /// batch, so the limit applies after it (see [`Self::limit_reached`]).
-    pub fn push_backlog(&self, bytes: &[u8]) -> Delivery {
+    /// Queue backlog messages (shared, rendered when the socket can take
+    /// them). It counts towards MaxMessages but never closes the subscription
+    /// by itself: meteord sent a backlog as one batch, so the limit applies
+    /// after it (see [`Self::limit_reached`]).
+    pub fn push_backlog<'m>(
+        &self,
+        messages: impl IntoIterator<Item = &'m Arc<Message>>,
+    ) -> Delivery {
         let mut outbox = self.lock();
         if outbox.state != State::Open {
             return Delivery::Refused;
         }
-        outbox.pending.extend_from_slice(bytes);
-        outbox.delivered += 1;
+        let before = outbox.queued.len();
+        outbox
+            .queued
+            .extend(messages.into_iter().map(|m| Queued::Message(m.clone())));
+        outbox.delivered += (outbox.queued.len() - before) as u64;
         Self::wake(&mut outbox);
         Delivery::Queued
+    }
+
+    /// Backlog messages (and bytes queued behind them) not yet rendered.
+    pub fn backlog_len(&self) -> usize {
+        self.lock().queued.len()
     }
 
     /// Has this subscriber received MaxMessages or more?
@@ -214,6 +263,9 @@ impl Subscriber {
         if outbox.state != State::Open {
             return;
         }
+        // Behind a backlog still going out, the rest waits its turn.
+        let behind = !outbox.queued.is_empty();
+        let start = outbox.pending.len();
         self.drain_feeds(&mut outbox);
         Self::release_feeds(&mut outbox);
         if outbox.state == State::Open {
@@ -221,6 +273,10 @@ impl Subscriber {
                 .pending
                 .extend_from_slice(self.framing.farewell(reason));
             outbox.state = State::Closing;
+        }
+        if behind {
+            let rest: Box<[u8]> = outbox.pending.split_off(start).into();
+            outbox.queued.push_back(Queued::Raw(rest));
         }
         Self::wake(&mut outbox);
     }
@@ -233,6 +289,7 @@ impl Subscriber {
     fn abort_locked(outbox: &mut Outbox) {
         outbox.state = State::Aborted;
         outbox.pending = Vec::new();
+        outbox.queued = VecDeque::new();
         Self::release_feeds(outbox);
         Self::wake(outbox);
     }
@@ -386,22 +443,63 @@ impl Subscriber {
         }
     }
 
-    /// For the connection task: the next thing to do, or register to be woken.
+    /// Render the next part of the backlog into `pending`, up to about a
+    /// batch.
+    fn render_backlog(&self, outbox: &mut Outbox) {
+        while outbox.pending.len() < BATCH_BYTES {
+            match outbox.queued.pop_front() {
+                Some(Queued::Message(message)) => {
+                    self.framing.render(&message, &mut outbox.pending)
+                }
+                Some(Queued::Raw(bytes)) => outbox.pending.extend_from_slice(&bytes),
+                None => break,
+            }
+        }
+    }
+
+    /// The last write is done (the task is asking for more): it no longer
+    /// counts in the hub's total.
+    fn written(&self, outbox: &mut Outbox) {
+        if outbox.in_flight > 0 {
+            self.queued_bytes
+                .fetch_sub(outbox.in_flight, Ordering::Relaxed);
+            outbox.in_flight = 0;
+        }
+        outbox.write_since = None;
+    }
+
+    /// For the connection task: the next thing to do, or register to be
+    /// woken. Asking again means the last write is done.
     pub fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Next> {
         let mut outbox = self.lock();
-        if outbox.state == State::Open && !outbox.feeds.is_empty() {
+        self.written(&mut outbox);
+        if outbox.pending.is_empty() && !outbox.queued.is_empty() {
+            self.render_backlog(&mut outbox);
+        }
+        if outbox.state == State::Open && outbox.queued.is_empty() && !outbox.feeds.is_empty() {
             self.pull(&mut outbox, cx.waker());
         }
         match outbox.state {
             State::Aborted => return Poll::Ready(Next::Abort),
             _ if !outbox.pending.is_empty() => {
-                return Poll::Ready(Next::Write(std::mem::take(&mut outbox.pending)))
+                let bytes = std::mem::take(&mut outbox.pending);
+                outbox.in_flight = bytes.len();
+                outbox.write_since = Some(Instant::now());
+                self.queued_bytes.fetch_add(bytes.len(), Ordering::Relaxed);
+                return Poll::Ready(Next::Write(bytes));
             }
-            State::Closing => return Poll::Ready(Next::Finish),
-            State::Open => {}
+            State::Closing if outbox.queued.is_empty() => return Poll::Ready(Next::Finish),
+            _ => {}
         }
         Self::register(&mut outbox, cx.waker());
         Poll::Pending
+    }
+
+    /// Since when the connection task has been writing its last batch, if
+    /// it is writing one, and how large it is.
+    pub(crate) fn stalled_write(&self) -> Option<(Instant, usize)> {
+        let outbox = self.lock();
+        outbox.write_since.map(|since| (since, outbox.in_flight))
     }
 
     /// For the connection task while a write is in progress: ready when the
@@ -413,5 +511,15 @@ impl Subscriber {
         }
         Self::register(&mut outbox, cx.waker());
         Poll::Pending
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        let outbox = self.outbox.get_mut().unwrap_or_else(|e| e.into_inner());
+        if outbox.in_flight > 0 {
+            self.queued_bytes
+                .fetch_sub(outbox.in_flight, Ordering::Relaxed);
+        }
     }
 }

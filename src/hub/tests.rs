@@ -80,6 +80,7 @@ fn info(host_id: Option<&str>) -> SubscriberInfo {
         host_id: host_id.map(|h| Bytes::copy_from_slice(h.as_bytes())),
         mode: "test".into(),
         transport: Transport::Legacy,
+        credential: None,
         peer: None,
         since: std::time::SystemTime::now(),
     }
@@ -114,7 +115,7 @@ fn subscribe(hub: &Hub, ask: Ask<'_>) -> Client {
         .iter()
         .map(|(name, start)| (Bytes::copy_from_slice(name.as_bytes()), *start))
         .collect();
-    hub.subscribe(
+    let subscribed = hub.subscribe(
         Subscription {
             subscriber: subscriber.clone(),
             channels: &channels,
@@ -131,6 +132,7 @@ fn subscribe(hub: &Hub, ask: Ask<'_>) -> Client {
             out.push(b'|');
         },
     );
+    subscribed.expect("the hub takes it");
     Client {
         subscriber,
         framing,
@@ -358,11 +360,11 @@ fn a_host_id_replaces_its_older_subscription_and_can_be_kicked() {
     );
     assert_eq!(first.take(), ("a(0)|R".into(), State::Finished));
     assert_eq!(hub.count_subscribers(b"a"), 1);
-    assert!(!hub.kick(b"nobody"));
-    assert!(hub.kick(b"h1"));
+    assert!(!hub.kick(b"nobody", None));
+    assert!(hub.kick(b"h1", None));
     assert_eq!(second.take(), ("a(0)|D".into(), State::Finished));
     assert_eq!(hub.count_subscribers(b"a"), 0);
-    assert!(!hub.kick(b"h1"), "kicked once only");
+    assert!(!hub.kick(b"h1", None), "kicked once only");
 }
 
 #[test]
@@ -377,8 +379,14 @@ fn channels_join_and_leave_a_live_subscription() {
         )
     };
     let b = Bytes::from_static(b"b");
-    assert!(hub.attach_channel(&client.subscriber, &b, Start::All, announce));
-    assert!(!hub.attach_channel(&client.subscriber, &b, Start::All, announce));
+    assert_eq!(
+        hub.attach_channel(&client.subscriber, &b, Start::All, announce),
+        Ok(())
+    );
+    assert_eq!(
+        hub.attach_channel(&client.subscriber, &b, Start::All, announce),
+        Err(Refused::AlreadySubscribed)
+    );
     assert_eq!(hub.subscriber_channels(client.subscriber.id), 1);
     publish(&hub, "b", "new");
     assert_eq!(client.text(), "+b[Some(0)]0:b:old;1:b:new;");
@@ -398,7 +406,7 @@ fn pings_deadlines_and_shutdown() {
     // MaxTime: closed quietly once its deadline passed.
     let framing: Arc<dyn Framing> = Arc::new(Plain);
     let timed = hub.new_subscriber(info(None), framing, 0);
-    hub.subscribe(
+    let subscribed = hub.subscribe(
         Subscription {
             subscriber: timed.clone(),
             channels: &[(Bytes::from_static(b"a"), Start::Live)],
@@ -408,6 +416,7 @@ fn pings_deadlines_and_shutdown() {
         },
         |_, _| {},
     );
+    assert_eq!(subscribed, Ok(()));
     hub.expire_deadlines(Instant::now());
     assert!(timed.is_open());
     hub.expire_deadlines(Instant::now() + Duration::from_secs(6));
@@ -520,4 +529,165 @@ fn stats_count_messages_and_subscribers_by_transport() {
     assert_eq!(hub.channel_subscribers(b"a")[0].0, client.subscriber.id);
     assert!(hub.kick_subscriber(client.subscriber.id));
     assert_eq!(hub.subscriber_count(), 0);
+}
+
+#[test]
+fn subscriptions_are_bounded_in_channels() {
+    let hub = Hub::new(0, 3600);
+    hub.set_channel_limits(ChannelLimits {
+        per_subscription: 3,
+        total: 5,
+    });
+    publish(&hub, "news", "x");
+    let framing: Arc<dyn Framing> = Arc::new(Plain);
+    let ask = |names: &[&str]| {
+        let channels: Vec<(Bytes, Start)> = names
+            .iter()
+            .map(|n| (Bytes::copy_from_slice(n.as_bytes()), Start::Live))
+            .collect();
+        let subscriber = hub.new_subscriber(info(None), framing.clone(), 0);
+        let answer = hub.subscribe(
+            Subscription {
+                subscriber: subscriber.clone(),
+                channels: &channels,
+                persist: true,
+                max_time: None,
+                merge_backlog: false,
+            },
+            |_, _| {},
+        );
+        (answer, subscriber)
+    };
+    assert_eq!(
+        ask(&["a", "b", "c", "d"]).0,
+        Err(Refused::TooManyChannels(3))
+    );
+    // A name given twice counts twice: the cap bounds the work.
+    let many: Vec<&str> = std::iter::repeat_n("a", 2).chain(["b", "c"]).collect();
+    assert_eq!(ask(&many).0, Err(Refused::TooManyChannels(3)));
+    let (ok, first) = ask(&["a", "b", "c"]);
+    assert_eq!(ok, Ok(()));
+    assert_eq!(hub.channel_count(), 4);
+    // One more new channel fits, two do not; existing ones always do.
+    assert_eq!(ask(&["e", "f"]).0, Err(Refused::ChannelLimit));
+    assert_eq!(ask(&["news", "a"]).0, Ok(()));
+    let b = Bytes::from_static(b"zz");
+    assert_eq!(
+        hub.attach_channel(&first, &b, Start::Live, |_, _| {}),
+        Err(Refused::TooManyChannels(3))
+    );
+    // Publishing is never refused.
+    for i in 0..10 {
+        publish(&hub, &format!("p{i}"), "x");
+    }
+    assert_eq!(hub.channel_count(), 14);
+}
+
+#[test]
+fn a_host_id_answers_only_to_its_own_credential() {
+    let hub = Hub::new(0, 3600);
+    let framing: Arc<dyn Framing> = Arc::new(Plain);
+    let join = |credential: Option<u64>| {
+        let mut info = info(Some("h1"));
+        info.credential = credential;
+        let subscriber = hub.new_subscriber(info, framing.clone(), 0);
+        let subscribed = hub.subscribe(
+            Subscription {
+                subscriber: subscriber.clone(),
+                channels: &[(Bytes::from_static(b"a"), Start::Live)],
+                persist: true,
+                max_time: None,
+                merge_backlog: false,
+            },
+            |_, _| {},
+        );
+        assert_eq!(subscribed, Ok(()));
+        subscriber
+    };
+    let holder = join(Some(7));
+    // Another credential (or none) with the same host id replaces nothing.
+    let stranger = join(None);
+    assert!(holder.is_open() && stranger.is_open());
+    assert!(
+        !hub.kick(b"h1", None),
+        "an anonymous kick misses the holder"
+    );
+    assert!(!hub.kick(b"h1", Some(8)));
+    assert!(holder.is_open());
+    // The same credential replaces and kicks.
+    let again = join(Some(7));
+    assert!(!holder.is_open());
+    assert!(hub.kick(b"h1", Some(7)));
+    assert!(!again.is_open());
+    assert!(stranger.is_open());
+}
+
+#[test]
+fn a_backlog_goes_out_a_batch_at_a_time_in_order() {
+    let hub = Hub::new(0, 3600);
+    let text = "x".repeat(10_000);
+    for _ in 0..100 {
+        publish(&hub, "big", &text);
+    }
+    let client = subscribe(&hub, Ask::live(&[("big", Start::All)]));
+    // Queued as shared messages, not rendered copies.
+    assert_eq!(client.subscriber.backlog_len(), 100);
+    hub.ping_all();
+    publish(&hub, "big", "live");
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut writes = Vec::new();
+    while let Poll::Ready(Next::Write(bytes)) = client.subscriber.poll_next(&mut cx) {
+        writes.push(bytes);
+    }
+    assert!(writes.len() > 2, "{} writes", writes.len());
+    assert!(
+        writes.iter().all(|w| w.len() < 300_000),
+        "one batch a write"
+    );
+    let all = String::from_utf8(writes.concat()).unwrap();
+    let ping = all.find('P').unwrap();
+    let live = all.find("100:big:live;").unwrap();
+    assert!(
+        all.find("99:big:").unwrap() < ping,
+        "the ping waited for the backlog"
+    );
+    assert!(ping < live, "live messages after the backlog");
+    // A close behind a backlog keeps its place too.
+    let late = subscribe(&hub, Ask::live(&[("big", Start::All)]));
+    hub.close_all();
+    let (text, state) = late.take();
+    assert!(
+        text.ends_with("100:big:live;S"),
+        "{}",
+        &text[text.len() - 40..]
+    );
+    assert_eq!(state, State::Finished);
+}
+
+#[test]
+fn stuck_writers_are_dropped_when_the_queues_are_full() {
+    let hub = Hub::new(0, 3600);
+    let stuck = subscribe(&hub, Ask::live(&[("a", Start::Live)]));
+    let reading = subscribe(&hub, Ask::live(&[("a", Start::Live)]));
+    publish(&hub, "a", &"y".repeat(1000));
+    let mut cx = Context::from_waker(Waker::noop());
+    // Both take a write; only one comes back for more (its write is done).
+    assert!(matches!(
+        stuck.subscriber.poll_next(&mut cx),
+        Poll::Ready(Next::Write(_))
+    ));
+    assert!(matches!(
+        reading.subscriber.poll_next(&mut cx),
+        Poll::Ready(Next::Write(_))
+    ));
+    let _ = reading.subscriber.poll_next(&mut cx);
+    assert!(hub.queued_bytes() > 1000);
+    hub.drop_stalled(10, Duration::from_secs(60));
+    assert!(stuck.subscriber.is_open(), "not stuck long enough");
+    hub.drop_stalled(0, Duration::ZERO);
+    assert!(stuck.subscriber.is_open(), "no budget, nothing dropped");
+    hub.drop_stalled(10, Duration::ZERO);
+    assert_eq!(stuck.take().1, State::Aborted);
+    assert!(reading.subscriber.is_open());
+    assert_eq!(hub.count_subscribers(b"a"), 1);
 }

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -158,6 +158,43 @@ impl Hub {
             );
             subscriber.abort();
             state.detach(subscriber.id);
+        }
+    }
+
+    /// Past `budget` bytes handed to connection tasks and not yet written
+    /// (0: no budget), drop the subscribers whose write has been stuck the
+    /// longest — at least `stalled` — until the rest fits: a few clients
+    /// that do not read cost them their connection, not the server its
+    /// memory.
+    pub fn drop_stalled(&self, budget: usize, stalled: Duration) {
+        let mut total = self.queued_bytes();
+        if budget == 0 || total <= budget {
+            return;
+        }
+        let now = Instant::now();
+        let mut state = self.lock();
+        let mut stuck: Vec<(Instant, usize, u64)> = state
+            .members
+            .values()
+            .filter_map(|m| {
+                let (since, size) = m.subscriber.stalled_write()?;
+                (now.duration_since(since) >= stalled).then_some((since, size, m.subscriber.id))
+            })
+            .collect();
+        stuck.sort_unstable();
+        for (_, size, id) in stuck {
+            if total <= budget {
+                break;
+            }
+            if let Some(subscriber) = state.detach(id) {
+                tracing::info!(
+                    id,
+                    bytes = size,
+                    "subscriber not reading while the queues are full; dropped"
+                );
+                subscriber.abort();
+            }
+            total = total.saturating_sub(size);
         }
     }
 }

@@ -33,6 +33,15 @@ pub use engine::Engine;
 pub use listen::Clients;
 pub use publish::{Ack, PublishError, MAX_TEXT};
 
+/// Put the configuration's cache and channel limits in force in the hub.
+fn limits_in_force(hub: &Hub, config: &Config) {
+    hub.set_limits(config.max_messages_per_channel, config.max_message_age);
+    hub.set_channel_limits(crate::hub::ChannelLimits {
+        per_subscription: config.max_channels_per_subscription,
+        total: config.max_channels,
+    });
+}
+
 /// One server's state, shared by every task: wrap it in an `Arc`.
 pub struct Node {
     pub hub: Arc<Hub>,
@@ -64,6 +73,9 @@ pub struct Node {
     /// Bumped whenever cached static files must be read again (reload,
     /// SIGUSR2).
     documents_generation: AtomicU64,
+    /// Until the admin password is set: the code a first run from another
+    /// machine must give.
+    setup_code: Mutex<Option<String>>,
 }
 
 /// What a node is made of; the process layer opens each part.
@@ -77,10 +89,12 @@ pub struct Parts {
     pub accounts: Option<Arc<Accounts>>,
     pub tls: Option<Arc<Tls>>,
     pub engine: Engine,
+    pub setup_code: Option<String>,
 }
 
 impl Node {
     pub fn new(parts: Parts) -> Node {
+        limits_in_force(&parts.hub, &parts.config);
         Node {
             hub: parts.hub,
             config: ArcSwap::from_pointee(parts.config),
@@ -96,6 +110,7 @@ impl Node {
             ui_settings: Mutex::new(parts.ui_settings),
             paused: AtomicBool::new(false),
             documents_generation: AtomicU64::new(0),
+            setup_code: Mutex::new(parts.setup_code),
         }
     }
 
@@ -115,6 +130,27 @@ impl Node {
 
     pub fn publishing_paused(&self) -> bool {
         self.paused.load(Ordering::Acquire)
+    }
+
+    /// The first-run setup code, while no admin password is set.
+    pub fn setup_code(&self) -> Option<String> {
+        self.setup_code
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The admin password is set: the setup code is spent.
+    pub fn finish_setup(&self) {
+        if self
+            .setup_code
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .is_some()
+        {
+            crate::store::setup_code::remove(&self.config.load().data_directory);
+        }
     }
 
     /// Make every front end read static files afresh (SIGUSR2, reload).

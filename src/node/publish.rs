@@ -45,30 +45,33 @@ pub enum Ack {
 
 impl Node {
     /// Publish `text` on `channel`; its id once it is stored.
-    pub async fn publish(&self, channel: &[u8], text: Bytes) -> Result<u64, PublishError> {
-        let batch = [(Bytes::copy_from_slice(channel), text)];
-        let mut answers = self.publish_batch(&batch, Ack::Stored).await;
+    pub async fn publish(&self, channel: &[u8], text: &[u8]) -> Result<u64, PublishError> {
+        let mut answers = self.publish_batch(&[(channel, text)], Ack::Stored).await;
         answers.pop().unwrap_or(Err(PublishError::BadChannel))
     }
 
     /// Publish messages `(channel, text)` in order; one answer each, in
     /// the same order. A pipelining publisher pays one wait (disk or
-    /// Redis) for the whole batch.
-    pub async fn publish_batch(
+    /// Redis) for the whole batch. The texts are copied: a batch may
+    /// borrow from a publisher's read buffer.
+    pub async fn publish_batch<M: AsRef<[u8]> + Sync>(
         &self,
-        batch: &[(Bytes, Bytes)],
+        batch: &[(M, M)],
         ack: Ack,
     ) -> Vec<Result<u64, PublishError>> {
         let mut answers: Vec<Result<u64, PublishError>> = batch
             .iter()
-            .map(|(channel, text)| self.admit(channel, text).map(|()| 0))
+            .map(|(channel, text)| self.admit(channel.as_ref(), text.as_ref()).map(|()| 0))
             .collect();
         match &self.engine {
             Engine::Memory => {
                 let mut last = None;
                 for ((channel, text), answer) in batch.iter().zip(&mut answers) {
                     if let Ok(id) = answer {
-                        *id = self.hub.publish(channel, text.clone());
+                        // Copied one at a time, just before the cache keeps
+                        // it, so the allocator reuses what trimming frees.
+                        let (channel, text) = (channel.as_ref(), text.as_ref());
+                        *id = self.hub.publish(channel, Bytes::copy_from_slice(text));
                         last = Some(*id);
                         debug!(channel = %String::from_utf8_lossy(channel), id, "message published");
                     }
@@ -83,7 +86,10 @@ impl Node {
                     .iter()
                     .zip(&answers)
                     .filter(|(_, answer)| answer.is_ok())
-                    .map(|(message, _)| message.clone())
+                    .map(|((channel, text), _)| {
+                        let copy = |b: &M| Bytes::copy_from_slice(b.as_ref());
+                        (copy(channel), copy(text))
+                    })
                     .collect();
                 let mut stored = cluster.publish_many(&admitted).await.into_iter();
                 for answer in answers.iter_mut().filter(|a| a.is_ok()) {

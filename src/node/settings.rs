@@ -51,8 +51,7 @@ impl Node {
                 changed.join(", ")
             );
         }
-        self.hub
-            .set_limits(config.max_messages_per_channel, config.max_message_age);
+        super::limits_in_force(&self.hub, &config);
         self.config.store(Arc::new(config));
         self.drop_document_cache();
     }

@@ -2,7 +2,7 @@
 //! serving one connection with hyper, JSON errors, the client's address,
 //! bearer tokens and their check, and the HSTS header.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -99,6 +99,71 @@ pub async fn valid_token(node: &Arc<Node>, token: String) -> Result<bool, Respon
         })
 }
 
+/// An IPv4 address as itself, even when it arrives IPv4-mapped on an IPv6
+/// socket (`::ffff:10.0.0.1`).
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+fn trusted(ip: IpAddr, proxies: &[ipnet::IpNet]) -> bool {
+    proxies.iter().any(|net| net.contains(&ip))
+}
+
+/// The last value of a header that may be given several times or as a
+/// list (`a, b`).
+fn last_values<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a str> {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect()
+}
+
+/// Who a request comes from. A trusted proxy (TrustedProxies) speaks for
+/// its client in `X-Forwarded-For`: the last address there that is not a
+/// trusted proxy itself. Anyone else's forwarding headers are ignored.
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, proxies: &[ipnet::IpNet]) -> IpAddr {
+    let peer = canonical(peer);
+    if !trusted(peer, proxies) {
+        return peer;
+    }
+    for entry in last_values(headers, "x-forwarded-for").iter().rev() {
+        match entry.parse::<IpAddr>().map(canonical) {
+            Ok(ip) if trusted(ip, proxies) => continue,
+            Ok(ip) => return ip,
+            // Not an address: believe nothing further along.
+            Err(_) => break,
+        }
+    }
+    peer
+}
+
+/// Did a trusted proxy take this request over https (`X-Forwarded-Proto`)?
+pub fn forwarded_https(peer: IpAddr, headers: &HeaderMap, proxies: &[ipnet::IpNet]) -> bool {
+    trusted(canonical(peer), proxies)
+        && last_values(headers, "x-forwarded-proto")
+            .last()
+            .is_some_and(|proto| proto.eq_ignore_ascii_case("https"))
+}
+
+/// Does a request come from this machine, and not through a proxy that
+/// could be relaying someone else? (A proxy on this machine that is not a
+/// trusted one makes every client look local.)
+pub fn from_this_machine(peer: IpAddr, headers: &HeaderMap, proxies: &[ipnet::IpNet]) -> bool {
+    let relayed = ["x-forwarded-for", "forwarded", "x-real-ip"]
+        .iter()
+        .any(|h| headers.contains_key(*h));
+    if relayed && !trusted(canonical(peer), proxies) {
+        return false;
+    }
+    client_ip(peer, headers, proxies).is_loopback()
+}
+
 /// Sets Strict-Transport-Security on a connection's answers: only over TLS,
 /// and only with a max-age configured (HSTSMaxAge).
 pub fn hsts_layer(tls: bool, max_age: u64) -> SetResponseHeaderLayer<Option<HeaderValue>> {
@@ -106,4 +171,56 @@ pub fn hsts_layer(tls: bool, max_age: u64) -> SetResponseHeaderLayer<Option<Head
         .then(|| HeaderValue::from_str(&format!("max-age={max_age}")).ok())
         .flatten();
     SetResponseHeaderLayer::if_not_present(header::STRICT_TRANSPORT_SECURITY, value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn forwarded_addresses_only_from_trusted_proxies() {
+        let proxies: Vec<ipnet::IpNet> = vec![
+            "127.0.0.1/32".parse().unwrap(),
+            "10.0.0.0/8".parse().unwrap(),
+        ];
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let xff = headers(&[("x-forwarded-for", "203.0.113.9, 10.1.2.3")]);
+        assert_eq!(
+            client_ip(ip("127.0.0.1"), &xff, &proxies),
+            ip("203.0.113.9")
+        );
+        assert_eq!(client_ip(ip("192.0.2.1"), &xff, &proxies), ip("192.0.2.1"));
+        assert_eq!(
+            client_ip(ip("::ffff:127.0.0.1"), &xff, &proxies),
+            ip("203.0.113.9")
+        );
+        let spoof = headers(&[("x-forwarded-for", "203.0.113.9, junk")]);
+        assert_eq!(
+            client_ip(ip("127.0.0.1"), &spoof, &proxies),
+            ip("127.0.0.1")
+        );
+        assert_eq!(client_ip(ip("127.0.0.1"), &xff, &[]), ip("127.0.0.1"));
+        let https = headers(&[("x-forwarded-proto", "https")]);
+        assert!(forwarded_https(ip("127.0.0.1"), &https, &proxies));
+        assert!(!forwarded_https(ip("192.0.2.1"), &https, &proxies));
+        // A local proxy that is not trusted: its clients are not local.
+        assert!(from_this_machine(ip("127.0.0.1"), &HeaderMap::new(), &[]));
+        assert!(!from_this_machine(ip("127.0.0.1"), &xff, &[]));
+        assert!(!from_this_machine(ip("127.0.0.1"), &xff, &proxies));
+        let local = headers(&[("x-forwarded-for", "127.0.0.1")]);
+        assert!(from_this_machine(ip("127.0.0.1"), &local, &proxies));
+        assert!(!from_this_machine(
+            ip("192.0.2.1"),
+            &HeaderMap::new(),
+            &proxies
+        ));
+    }
 }

@@ -115,8 +115,10 @@ impl Server {
         let tls = crate::tls::Tls::start(&config.tls, &config.data_directory)
             .context("TLS is on but its certificate cannot be used")?;
         let listeners = Listeners::bind(&config, tls.is_some()).await?;
-        hub.set_limits(config.max_messages_per_channel, config.max_message_age);
         let persister = store.and_then(|store| open::open_channels(store, &config, &hub));
+        let setup_code = accounts
+            .as_deref()
+            .and_then(|accounts| open::setup_code(accounts, &config));
         let shutdown = CancellationToken::new();
         let engine = match config.engine {
             EngineKind::Memory => Engine::Memory,
@@ -141,6 +143,7 @@ impl Server {
             accounts,
             tls,
             engine,
+            setup_code,
         }));
         Ok(Server {
             node,

@@ -5,8 +5,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
+use crate::config::keys::ui_settable;
 use crate::config::{Config, EngineKind, LegacyArgs, Persistence};
 use crate::hub::{ChannelRules, Hub, Message};
 use crate::store::accounts::Accounts;
@@ -51,6 +52,11 @@ pub(super) fn saved_settings(
     match accounts.ui_settings() {
         Ok(saved) if !saved.is_empty() => {
             for (key, value) in saved {
+                // Saved by an older version that let the UI set it.
+                if !ui_settable(&key) {
+                    warn!("ignoring {key} saved in the admin UI: set it in the config file");
+                    continue;
+                }
                 ui_settings.set(&key, None, value);
             }
             match Config::load_with(args, &ui_settings) {
@@ -123,4 +129,34 @@ pub(super) fn open_channels(
         Duration::from_secs(config.snapshot_interval),
     );
     Some(persister)
+}
+
+/// Until an admin password is set: the first-run setup code (made once and
+/// kept in the data directory), said in the log for whoever installs the
+/// server.
+pub(super) fn setup_code(accounts: &Accounts, config: &Config) -> Option<String> {
+    match accounts.has_users() {
+        Ok(false) => {}
+        Ok(true) => {
+            crate::store::setup_code::remove(&config.data_directory);
+            return None;
+        }
+        Err(e) => {
+            error!("cannot tell whether an admin password is set: {e}");
+            return None;
+        }
+    }
+    match crate::store::setup_code::load_or_create(&config.data_directory) {
+        Ok(code) => {
+            info!(
+                "first run: no admin password yet. From this machine, open the admin UI on port {}; from another one, the page asks for this setup code: {code}",
+                config.admin_port
+            );
+            Some(code)
+        }
+        Err(e) => {
+            error!("cannot write the first-run setup code: {e}; the first run works from this machine only");
+            None
+        }
+    }
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use tracing::{error, info};
+use tracing::info;
 
 use crate::node::Node;
 
@@ -27,13 +27,13 @@ pub fn handle_signals(node: Arc<Node>) -> std::io::Result<impl std::future::Futu
                 _ = hup.recv() => {
                     info!("SIGHUP: reloading the configuration and dropping the document cache");
                     if let Err(e) = node.reload() {
-                        error!("reload failed, keeping the running configuration: {e:#}");
+                        tracing::error!("reload failed, keeping the running configuration: {e:#}");
                     }
                 }
                 _ = usr1.recv() => {
                     info!("SIGUSR1: emptying all channel caches");
                     if let Err(e) = node.clear_caches().await {
-                        error!("cannot empty the channel caches: {e}");
+                        tracing::error!("cannot empty the channel caches: {e}");
                     }
                 }
                 _ = usr2.recv() => {

@@ -6,6 +6,10 @@ use std::time::{Duration, Instant};
 
 use crate::node::Node;
 
+/// How long a write must have been stuck before its subscriber may be
+/// dropped to bring the queued bytes back under MaxQueuedMB.
+const STALLED: Duration = Duration::from_secs(2);
+
 /// Age out cached messages and close subscriptions past MaxTime.
 pub async fn housekeeping(node: Arc<Node>) {
     let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -18,6 +22,8 @@ pub async fn housekeeping(node: Arc<Node>) {
         node.hub.trim_by_age();
         node.hub.expire_deadlines(Instant::now());
         node.hub.trim_feeds();
+        let budget = node.config.load().max_queued_bytes;
+        node.hub.drop_stalled(budget, STALLED);
     }
 }
 

@@ -33,7 +33,7 @@ impl IdReserve for IdCeiling {
     /// Write the new ceiling durably: temporary file, fsync, rename.
     fn reserve(&self, upto: u64) -> std::io::Result<()> {
         let tmp = self.path.with_extension("tmp");
-        let mut file = std::fs::File::create(&tmp)?;
+        let mut file = super::private::create_file(&tmp)?;
         writeln!(file, "{upto}")?;
         file.sync_all()?;
         std::fs::rename(&tmp, &self.path)?;

@@ -8,6 +8,8 @@
 pub mod accounts;
 mod ceiling;
 pub mod persist;
+pub mod private;
+pub mod setup_code;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -111,7 +113,7 @@ impl Store {
     /// a usable database is renamed aside — never deleted — and a fresh one
     /// started; the returned note says so.
     pub fn open(dir: &Path) -> Result<(Store, Option<String>), StoreError> {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+        private::create_dir(dir).map_err(|source| StoreError::Io {
             path: dir.display().to_string(),
             source,
         })?;
@@ -139,6 +141,16 @@ impl Store {
             path: path.display().to_string(),
             source,
         };
+        // SQLite gives its WAL and shared-memory files the database's mode.
+        let private = if path.exists() {
+            private::restrict(path, 0o600)
+        } else {
+            private::create_file(path).map(drop)
+        };
+        private.map_err(|source| StoreError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
@@ -150,6 +162,12 @@ impl Store {
         // each checkpoint, FULL where a commit must be (durable mode).
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(err)?;
+        for suffix in ["-wal", "-shm"] {
+            let side = PathBuf::from(format!("{}{suffix}", path.display()));
+            if side.exists() {
+                let _ = private::restrict(&side, 0o600);
+            }
+        }
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(err)?;
         let check: String = conn

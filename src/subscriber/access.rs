@@ -37,6 +37,16 @@ pub fn query_token(query: Option<&str>) -> Option<String> {
         .map(str::to_string)
 }
 
+/// A token's digest, as a subscriber's credential: equal for the same
+/// token, and no use to anyone who reads it (keyed afresh in every run).
+pub fn credential(token: Option<&str>) -> Option<u64> {
+    static KEY: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
+    let key = KEY.get_or_init(std::hash::RandomState::new);
+    token
+        .filter(|t| !t.is_empty())
+        .map(|t| std::hash::BuildHasher::hash_one(key, t))
+}
+
 /// Check every channel of a subscription against its rule.
 pub async fn check(
     node: &Arc<Node>,

@@ -124,6 +124,11 @@ async fn route(mut stream: Conn, peer: SocketAddr, node: &Arc<Node>, port: &Port
             }
             Err(e) => return refuse(&mut stream, e, node).await,
         };
+        if request::announces_body(&buf[..head_len]) {
+            // Refused rather than skipped: behind a proxy that reuses
+            // connections, a body answered as a request is a desync.
+            return respond_raw(&mut stream, BAD_REQUEST, node).await;
+        }
         let config = node.config.load();
         if let Some(push) = request::parse_push_target(&target, &config.dynamic_page_address) {
             let user_agent = request::header(&buf[..head_len], "User-Agent").map(str::to_string);

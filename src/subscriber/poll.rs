@@ -89,11 +89,11 @@ pub async fn handler(
     let timeout = query.timeout.unwrap_or(25).min(MAX_TIMEOUT);
     let hub = &node.hub;
     let subscriber = hub.new_subscriber(
-        streams::subscriber_info(None, "poll", Transport::Poll, peer),
+        streams::subscriber_info(None, "poll", Transport::Poll, peer, None),
         FRAMING.clone(),
         1,
     );
-    hub.subscribe(
+    let subscribed = hub.subscribe(
         Subscription {
             subscriber: subscriber.clone(),
             channels: &channels,
@@ -103,5 +103,8 @@ pub async fn handler(
         },
         |_, _| {},
     );
+    if let Err(refused) = subscribed {
+        return streams::refused_by_hub(refused);
+    }
     streams::response(subscriber, hub, "application/x-ndjson")
 }

@@ -14,7 +14,7 @@ use super::request::PushTarget;
 use super::writer::{stream_outbox, End};
 use crate::config::Mode;
 use crate::hub::{
-    unix_now, ChannelSnapshot, Framing, Message, Start, Stat, Subscription, Transport,
+    unix_now, ChannelSnapshot, Framing, Message, Refused, Start, Stat, Subscription, Transport,
 };
 use crate::node::listen;
 use crate::node::Node;
@@ -125,16 +125,28 @@ pub async fn subscribe(
     let config = node.config.load_full();
     let mode = config.mode(target.mode).clone();
     let hub = &node.hub;
+    // One past the limit is enough to know the request names too many.
+    let cap = config.max_channels_per_subscription;
     let channels: Vec<(Bytes, Start)> = target
         .channels
         .split('/')
         .filter_map(parse_channel_spec)
+        .take(cap + 1)
         .collect();
+    if channels.len() > cap {
+        info!(
+            event = "refused",
+            host_id = target.host_id,
+            reason = "too many channels"
+        );
+        return refuse(stream, &node, &mode, "400 Bad Request").await;
+    }
 
     if channels.is_empty() {
         return refuse(stream, &node, &mode, "404 Not Found").await;
     }
     let token = super::access::query_token(target.query);
+    let credential = token.clone();
     if let Err(refusal) = super::access::check(
         &node,
         channels.iter().map(|(n, _)| n),
@@ -152,12 +164,18 @@ pub async fn subscribe(
     }
 
     let subscriber = hub.new_subscriber(
-        super::streams::subscriber_info(Some(target.host_id), target.mode, Transport::Legacy, peer),
+        super::streams::subscriber_info(
+            Some(target.host_id),
+            target.mode,
+            Transport::Legacy,
+            peer,
+            credential.as_deref(),
+        ),
         mode.clone(),
         mode.max_messages,
     );
     let framing_mode = mode.clone();
-    hub.subscribe(
+    let subscribed = hub.subscribe(
         Subscription {
             subscriber: subscriber.clone(),
             channels: &channels,
@@ -167,6 +185,14 @@ pub async fn subscribe(
         },
         |snapshots, out| render_header(&framing_mode, "200 OK", snapshots, out),
     );
+    if let Err(refused) = subscribed {
+        info!(event = "refused", host_id = target.host_id, reason = %refused);
+        let status = match refused {
+            Refused::ChannelLimit => "503 Service Unavailable",
+            _ => "400 Bad Request",
+        };
+        return refuse(stream, &node, &mode, status).await;
+    }
     let ip = peer.map(|p| p.ip().to_string()).unwrap_or_default();
     for (name, start) in &channels {
         info!(
@@ -208,10 +234,17 @@ async fn refuse(mut stream: Conn, node: &Node, mode: &Mode, status: &str) {
     let _ = stream.shutdown().await;
 }
 
-/// `GET /disconnect/<hostid>`: end that host's streaming subscription and
-/// answer with the global header.
-pub async fn disconnect(mut stream: Conn, node: Arc<Node>, host_id: &str) {
-    let kicked = node.hub.kick(host_id.as_bytes());
+/// `GET /disconnect/<hostid>[?token=…]`: end that host's streaming
+/// subscription — if it was made with the same token, or none for both —
+/// and answer with the global header.
+pub async fn disconnect(mut stream: Conn, node: Arc<Node>, target: &str) {
+    let (host_id, query) = match target.split_once('?') {
+        Some((host_id, query)) => (host_id, Some(query)),
+        None => (target, None),
+    };
+    let token = super::access::query_token(query);
+    let credential = super::access::credential(token.as_deref());
+    let kicked = node.hub.kick(host_id.as_bytes(), credential);
     info!(event = "disconnect", host_id, kicked);
     let config = node.config.load_full();
     let mut out = Vec::new();

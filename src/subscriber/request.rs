@@ -159,6 +159,23 @@ pub fn parse_push_target<'a>(target: &'a str, prefix: &str) -> Option<PushTarget
     })
 }
 
+/// Does a request head announce a body (`Transfer-Encoding`, or a
+/// `Content-Length` other than 0)? The legacy path reads heads only; a
+/// body left unread would be taken for the next request.
+pub fn announces_body(head: &[u8]) -> bool {
+    let Ok(head) = std::str::from_utf8(head) else {
+        return true;
+    };
+    head.lines().skip(1).any(|line| {
+        let Some((name, value)) = line.split_once(':') else {
+            return false;
+        };
+        let name = name.trim();
+        name.eq_ignore_ascii_case("transfer-encoding")
+            || (name.eq_ignore_ascii_case("content-length") && value.trim() != "0")
+    })
+}
+
 /// The value of a header (first match, name compared case-insensitively).
 pub fn header<'a>(head: &'a [u8], name: &str) -> Option<&'a str> {
     let head = std::str::from_utf8(head).ok()?;
@@ -171,6 +188,23 @@ pub fn header<'a>(head: &'a [u8], name: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bodies_announced() {
+        assert!(!announces_body(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+        assert!(!announces_body(
+            b"GET / HTTP/1.1\r\nContent-Length: 0\r\n\r\n"
+        ));
+        assert!(announces_body(
+            b"GET / HTTP/1.1\r\ncontent-length: 12\r\n\r\n"
+        ));
+        assert!(announces_body(
+            b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+        ));
+        assert!(announces_body(
+            b"GET / HTTP/1.1\r\nContent-Length: 0, 5\r\n\r\n"
+        ));
+    }
 
     #[test]
     fn heads_end_at_the_empty_line() {

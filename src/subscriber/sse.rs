@@ -20,7 +20,7 @@ use super::framing::write_json;
 use super::streams::{self, Ask};
 use super::transports::Routes;
 use crate::hub::{Farewell, Framing, Message, Subscription, Transport};
-use crate::node::web::PeerAddr;
+use crate::node::web::{bearer, PeerAddr};
 use crate::node::Node;
 
 pub const ROUTES: Routes = Routes {
@@ -102,11 +102,17 @@ pub async fn handler(
     };
     let hub = &node.hub;
     let subscriber = hub.new_subscriber(
-        streams::subscriber_info(query.hostid.as_deref(), "sse", Transport::Sse, peer),
+        streams::subscriber_info(
+            query.hostid.as_deref(),
+            "sse",
+            Transport::Sse,
+            peer,
+            query.token.clone().or_else(|| bearer(&headers)).as_deref(),
+        ),
         FRAMING.clone(),
         0,
     );
-    hub.subscribe(
+    let subscribed = hub.subscribe(
         Subscription {
             subscriber: subscriber.clone(),
             channels: &channels,
@@ -117,5 +123,8 @@ pub async fn handler(
         // Reconnect after 3 s if the stream breaks.
         |_, out| out.extend_from_slice(b"retry: 3000\n\n"),
     );
+    if let Err(refused) = subscribed {
+        return streams::refused_by_hub(refused);
+    }
     streams::response(subscriber, hub, "text/event-stream")
 }

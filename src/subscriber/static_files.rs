@@ -76,13 +76,16 @@ pub fn document_root(config: &Config) -> Option<PathBuf> {
     root.is_dir().then(|| root.to_path_buf())
 }
 
-/// Strip surrounding slashes and check meteord's character rules.
+/// Strip surrounding slashes and check meteord's character rules. No path
+/// segment may start with a dot: that refuses `..` and hidden files such
+/// as `.git/config` or `.htpasswd` alike.
 pub fn legal_relative_path(request_path: &str) -> Option<&str> {
     let path = request_path.trim_matches('/');
     let legal = path
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'));
-    (legal && !path.contains("..")).then_some(path)
+    let hidden = path.split('/').any(|segment| segment.starts_with('.'));
+    (legal && !hidden && !path.contains("..")).then_some(path)
 }
 
 fn content_type(path: &str) -> &'static str {

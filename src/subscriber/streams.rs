@@ -13,7 +13,7 @@ use bytes::Bytes;
 use super::access::{self, Refusal};
 use super::body::OutboxBody;
 use super::push::parse_channel_spec;
-use crate::hub::{Hub, Start, Subscriber, SubscriberInfo, Transport};
+use crate::hub::{self, Hub, Start, Subscriber, SubscriberInfo, Transport};
 use crate::names::valid_host_id;
 use crate::node::web::{bad_request, bearer, error};
 use crate::node::Node;
@@ -36,9 +36,15 @@ pub struct Ask<'a> {
 /// refuses it.
 pub async fn channels(node: &Arc<Node>, ask: Ask<'_>) -> Result<Vec<(Bytes, Start)>, Response> {
     let resume = ask.after.map(|id| resume_after(id, &node.hub));
-    let channels = channels_from_path(ask.uri.path(), ask.prefix, resume);
+    let cap = node.config.load().max_channels_per_subscription;
+    let channels = channels_from_path(ask.uri.path(), ask.prefix, resume, cap + 1);
     if channels.is_empty() {
         return Err(bad_request("no valid channel in the request path"));
+    }
+    if channels.len() > cap {
+        return Err(bad_request(&format!(
+            "a subscription names at most {cap} channels"
+        )));
     }
     if ask.host_id.is_some_and(|h| !valid_host_id(h)) {
         return Err(bad_request("hostid must be 1 to 64 letters and digits"));
@@ -55,11 +61,18 @@ pub async fn channels(node: &Arc<Node>, ask: Ask<'_>) -> Result<Vec<(Bytes, Star
 
 /// Parse the channel specs after a route prefix, with every start replaced
 /// by "after `resume`" when one is given. No %-decoding, as in `/push`.
-pub fn channels_from_path(path: &str, prefix: &str, resume: Option<Start>) -> Vec<(Bytes, Start)> {
+/// At most `most` of them are read.
+pub fn channels_from_path(
+    path: &str,
+    prefix: &str,
+    resume: Option<Start>,
+    most: usize,
+) -> Vec<(Bytes, Start)> {
     path.strip_prefix(prefix)
         .unwrap_or_default()
         .split('/')
         .filter_map(parse_channel_spec)
+        .take(most)
         .map(|(name, start)| (name, resume.unwrap_or(start)))
         .collect()
 }
@@ -83,17 +96,28 @@ pub fn refused(refusal: Refusal) -> Response {
     error(status, refusal.message())
 }
 
+/// The HTTP answer to a subscription the hub refused.
+pub fn refused_by_hub(refused: hub::Refused) -> Response {
+    let status = match refused {
+        hub::Refused::ChannelLimit => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    error(status, &refused.to_string())
+}
+
 /// Facts about a subscriber for logs, stats and the admin UI.
 pub fn subscriber_info(
     host_id: Option<&str>,
     mode: &str,
     transport: Transport,
     peer: Option<SocketAddr>,
+    token: Option<&str>,
 ) -> SubscriberInfo {
     SubscriberInfo {
         host_id: host_id.map(|h| Bytes::copy_from_slice(h.as_bytes())),
         mode: mode.to_string(),
         transport,
+        credential: access::credential(token),
         peer,
         since: SystemTime::now(),
     }

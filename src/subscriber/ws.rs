@@ -29,7 +29,8 @@ use super::streams::{resume_after, subscriber_info};
 use super::transports::Routes;
 use super::writer::WRITE_STALL;
 use crate::hub::{
-    Farewell, Framing, Hub, Message, Next, Start, Stat, Subscriber, Subscription, Transport,
+    Farewell, Framing, Hub, Message, Next, Refused, Start, Stat, Subscriber, Subscription,
+    Transport,
 };
 use crate::names::{valid_channel_name, valid_host_id, CHANNEL_NAME_RULE};
 use crate::node::web::{bad_request, PeerAddr};
@@ -48,8 +49,6 @@ fn router() -> Router<Arc<Node>> {
 
 /// Largest frame a client may send.
 const MAX_CLIENT_FRAME: usize = 64 * 1024;
-/// Channels one connection may hold.
-const MAX_CHANNELS: usize = 256;
 
 /// One JSON object per line; the connection sends each line as a text
 /// frame.
@@ -157,11 +156,18 @@ async fn session(
     let host_id = query.hostid.clone();
     let hub = node.hub.clone();
     let subscriber = hub.new_subscriber(
-        subscriber_info(host_id.as_deref(), "websocket", Transport::WebSocket, peer),
+        subscriber_info(
+            host_id.as_deref(),
+            "websocket",
+            Transport::WebSocket,
+            peer,
+            query.token.as_deref(),
+        ),
         FRAMING.clone(),
         0,
     );
-    hub.subscribe(
+    // No channel yet: nothing the hub could refuse.
+    let _ = hub.subscribe(
         Subscription {
             subscriber: subscriber.clone(),
             channels: &[],
@@ -249,11 +255,6 @@ async fn command(
                     error: CHANNEL_NAME_RULE,
                 });
             }
-            if hub.subscriber_channels(subscriber.id) >= MAX_CHANNELS {
-                return reply(Reply::Error {
-                    error: "too many channels on this connection",
-                });
-            }
             let start = match (after, last, history) {
                 (Some(id), _, _) => resume_after(id, hub),
                 (None, Some(0), _) => Start::Live,
@@ -280,10 +281,14 @@ async fn command(
                     .line(),
                 );
             });
-            if !attached {
-                reply(Reply::Error {
-                    error: "already subscribed to that channel",
-                });
+            if let Err(refused) = attached {
+                let error = match refused {
+                    Refused::TooManyChannels(n) => {
+                        format!("too many channels on this connection (at most {n})")
+                    }
+                    refused => refused.to_string(),
+                };
+                reply(Reply::Error { error: &error });
             }
         }
         Command::Unsubscribe { channel } => {

@@ -60,6 +60,8 @@ pub enum UpdateError {
     Install(String),
     #[error("an update is already being installed")]
     Busy,
+    #[error("the feed announces meteord {announced} but its archive is {asset}; refused, nothing was changed")]
+    Mismatch { announced: String, asset: String },
 }
 
 /// A release newer than the running one.
@@ -115,6 +117,12 @@ fn feed_url(config: &Config) -> Result<&str, UpdateError> {
 /// Read the feed: the newest release above the running version on the
 /// configured channel that has a download for this platform. Blocking.
 pub fn check(config: &Config) -> Result<Option<Available>, UpdateError> {
+    check_with(config, false)
+}
+
+/// [`check`]; with `allow_downgrade`, the feed's newest release is offered
+/// even when it is older than the running one.
+fn check_with(config: &Config, allow_downgrade: bool) -> Result<Option<Available>, UpdateError> {
     let url = feed_url(config)?;
     let mut source = ManifestSource::new(url);
     source.timeout(HTTP_TIMEOUT);
@@ -122,7 +130,12 @@ pub fn check(config: &Config) -> Result<Option<Available>, UpdateError> {
         url: url.to_string(),
         message: e.to_string(),
     })?;
-    newest(&releases, config.update_channel, CURRENT_VERSION)
+    newest(
+        &releases,
+        config.update_channel,
+        CURRENT_VERSION,
+        allow_downgrade,
+    )
 }
 
 /// Pick the release to update to from a feed's releases.
@@ -130,18 +143,29 @@ fn newest(
     releases: &[Release],
     channel: UpdateChannel,
     current: &str,
+    allow_downgrade: bool,
 ) -> Result<Option<Available>, UpdateError> {
     let current = semver::Version::parse(current).expect("the package version is semver");
     let best = releases
         .iter()
         .filter_map(|r| Some((semver::Version::parse(r.version()).ok()?, r)))
-        .filter(|(v, _)| *v > current && (channel == UpdateChannel::Beta || v.pre.is_empty()))
-        .max_by(|(a, _), (b, _)| a.cmp(b));
+        .filter(|(v, _)| channel == UpdateChannel::Beta || v.pre.is_empty())
+        .max_by(|(a, _), (b, _)| a.cmp(b))
+        .filter(|(v, _)| *v > current || (allow_downgrade && *v != current));
     let Some((version, release)) = best else {
         return Ok(None);
     };
     let target = self_update::get_target();
     match release.asset_for(target, None) {
+        // The signature covers the archive's name, so the name's version is
+        // the archive's own: a feed that announces one version and serves
+        // another (an older signed archive) is refused here.
+        Some(asset) if asset_version(asset.name()) != Some(version.to_string()) => {
+            Err(UpdateError::Mismatch {
+                announced: version.to_string(),
+                asset: asset.name().to_string(),
+            })
+        }
         Some(asset) => Ok(Some(Available {
             version: version.to_string(),
             asset: asset.name().to_string(),
@@ -151,6 +175,15 @@ fn newest(
             target: target.to_string(),
         }),
     }
+}
+
+/// The version in an archive's name, `meteord-<version>-<target>.tar.gz`.
+fn asset_version(name: &str) -> Option<String> {
+    let rest = name.strip_prefix("meteord-")?;
+    let target = self_update::get_target();
+    let version = rest.strip_suffix(&format!("-{target}.tar.gz"))?;
+    semver::Version::parse(version).ok()?;
+    Some(version.to_string())
 }
 
 /// Download, verify and install `release` over the running executable.
@@ -187,8 +220,12 @@ pub fn install(config: &Config, release: &Available) -> Result<(), UpdateError> 
 /// `meteord update [--check]`: check the feed, and unless `check_only`
 /// install the newer release over this executable. Returns the message
 /// for the user.
-pub fn run_cli(config: &Config, check_only: bool) -> Result<String, UpdateError> {
-    let Some(release) = check(config)? else {
+pub fn run_cli(
+    config: &Config,
+    check_only: bool,
+    allow_downgrade: bool,
+) -> Result<String, UpdateError> {
+    let Some(release) = check_with(config, allow_downgrade)? else {
         return Ok(format!(
             "meteord {CURRENT_VERSION} is up to date ({:?} channel)",
             config.update_channel
@@ -333,20 +370,51 @@ mod tests {
                 &format!("meteord-1.2.0-beta.1-{target}.tar.gz"),
             ),
         ];
-        let stable = newest(&feed, UpdateChannel::Stable, "1.0.0").unwrap();
+        let stable = newest(&feed, UpdateChannel::Stable, "1.0.0", false).unwrap();
         assert_eq!(stable.unwrap().version, "1.1.0");
-        let beta = newest(&feed, UpdateChannel::Beta, "1.0.0").unwrap();
+        let beta = newest(&feed, UpdateChannel::Beta, "1.0.0", false).unwrap();
         assert_eq!(beta.unwrap().version, "1.2.0-beta.1");
-        assert_eq!(newest(&feed, UpdateChannel::Stable, "1.1.0").unwrap(), None);
+        assert_eq!(
+            newest(&feed, UpdateChannel::Stable, "1.1.0", false).unwrap(),
+            None
+        );
     }
 
     #[test]
     fn a_release_without_this_platform_is_an_error() {
         let feed = [release("2.0.0", "meteord-2.0.0-sparc-sun-solaris.tar.gz")];
         assert!(matches!(
-            newest(&feed, UpdateChannel::Stable, "1.0.0"),
+            newest(&feed, UpdateChannel::Stable, "1.0.0", false),
             Err(UpdateError::NoAsset { .. })
         ));
+    }
+
+    #[test]
+    fn an_archive_must_be_the_version_announced() {
+        let target = self_update::get_target();
+        // An old signed archive offered as a new release: refused.
+        let feed = [release("9.9.9", &format!("meteord-0.0.1-{target}.tar.gz"))];
+        assert!(matches!(
+            newest(&feed, UpdateChannel::Stable, "1.0.0", false),
+            Err(UpdateError::Mismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn downgrades_only_when_asked() {
+        let target = self_update::get_target();
+        let feed = [release("0.9.0", &format!("meteord-0.9.0-{target}.tar.gz"))];
+        assert_eq!(
+            newest(&feed, UpdateChannel::Stable, "1.0.0", false).unwrap(),
+            None
+        );
+        let older = newest(&feed, UpdateChannel::Stable, "1.0.0", true).unwrap();
+        assert_eq!(older.unwrap().version, "0.9.0");
+        assert_eq!(
+            newest(&feed, UpdateChannel::Stable, "0.9.0", true).unwrap(),
+            None,
+            "never the running version itself"
+        );
     }
 
     #[test]

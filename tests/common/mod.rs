@@ -211,7 +211,7 @@ pub async fn get(addr: SocketAddr, path: &str) -> Vec<u8> {
     http_raw(
         addr,
         format!(
-            "GET {path} HTTP/1.1\r\nHost: test\r\nUser-Agent: tests\r\nConnection: close\r\n\r\n"
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: tests\r\nConnection: close\r\n\r\n"
         )
         .as_bytes(),
     )
@@ -235,7 +235,7 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Stream<S> {
     /// Send `GET path` on a connection already open.
     pub async fn request(mut stream: S, path: &str) -> Stream<S> {
         stream
-            .write_all(format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes())
+            .write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
             .await
             .unwrap();
         Stream {
@@ -473,6 +473,11 @@ impl Response {
             .unwrap_or_else(|e| panic!("{e}: {:?}", String::from_utf8_lossy(&self.body)))
     }
 
+    /// The body as text (lossy).
+    pub fn body_text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.head.lines().find_map(|l| {
             let (n, v) = l.split_once(':')?;
@@ -496,7 +501,7 @@ pub async fn request(
 
 /// The bytes of one HTTP/1.1 request that closes its connection.
 pub fn request_bytes(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
-    let mut raw = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+    let mut raw = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
     for (name, value) in headers {
         raw.push_str(&format!("{name}: {value}\r\n"));
     }
