@@ -19,6 +19,9 @@
  *    retrying, 4 connected, 5 receiving data, 6 end of stream (no reconnect).
  *    New: Meteor.transport (below), Meteor.currentTransport() and, while a
  *    modern transport carries the legacy API, Meteor.connection (its Client).
+ *    Private channels: Meteor.token = "<signed token>" (sent with every
+ *    subscription) and Meteor.tokenProvider = function (channels) { return
+ *    fetch("/my-token").then(r => r.text()); } to renew it when it expires.
  *
  *    Transport: Meteor.transport = "auto" (the default) uses the best modern
  *    transport the browser has - WebSocket, then Server-Sent Events, then
@@ -379,9 +382,10 @@
     return chain;
   }
 
-  function Subscription(name, start) {
+  function Subscription(name, start, token) {
     this.name = name;
     this.start = start; // { kind: 'live' | 'last' | 'after', n }
+    this.token = token || null; // this channel's own token, if it has one
     // Highest id this subscription has covered: messages up to it were
     // delivered or are not wanted. null: not known yet; -1: everything the
     // server holds is new to us.
@@ -441,6 +445,7 @@
     var self = this;
     var c = this.client;
     var url = c.url.replace(/^http/i, 'ws') + '/ws?hostid=' + encodeURIComponent(c.hostid);
+    if (c.token) url += '&token=' + encodeURIComponent(c.token);
     try {
       this.ws = new global.WebSocket(url);
     } catch (e) {
@@ -478,6 +483,7 @@
       if (!has(subs, name) || this.sent[name]) continue;
       var sub = subs[name];
       var frame = { type: 'subscribe', channel: name };
+      if (sub.token) frame.token = sub.token;
       if (sub.cursor !== null) {
         if (sub.cursor < 0) frame.history = true;
         else frame.after = sub.cursor;
@@ -528,7 +534,7 @@
     if (!this.names.length) return; // nothing to stream yet; sync() starts over
     var specs = [];
     for (var i = 0; i < this.names.length; i++) specs.push(urlSpec(c._subs[this.names[i]]));
-    var url = c.url + '/sse/' + specs.join('/') + '?hostid=' + encodeURIComponent(c.hostid);
+    var url = c.url + '/sse/' + specs.join('/') + '?hostid=' + encodeURIComponent(c.hostid) + c._tokenQuery(this.names, '&');
     try {
       this.es = new global.EventSource(url);
     } catch (e) {
@@ -594,7 +600,7 @@
     var names = this.names;
     var specs = [];
     for (var i = 0; i < names.length; i++) specs.push(urlSpec(c._subs[names[i]]));
-    var url = c.url + '/poll/' + specs.join('/') + '?timeout=' + c.pollTimeout;
+    var url = c.url + '/poll/' + specs.join('/') + '?timeout=' + c.pollTimeout + c._tokenQuery(names, '&');
     var ctrl = this.ctrl = new global.AbortController();
     var guard = setTimeout(function () { ctrl.abort(); }, (c.pollTimeout + 15) * 1000);
     global.fetch(url, { cache: 'no-store', signal: ctrl.signal }).then(function (res) {
@@ -655,6 +661,12 @@
    *   pollTimeout  seconds a long-poll waits (25)
    *   minDelay, maxDelay   reconnect backoff bounds in ms (250, 30000)
    *   connect      false: do not connect until connect() or subscribe()
+   *   token        a signed subscribe token (or API token) for private
+   *                channels; a channel may bring its own: { room: { token } }
+   *   tokenProvider  function (channels) returning a token, or a promise of
+   *                one: called when the server says the token expired (or
+   *                refuses it) - the client then resumes from the last id
+   *                it saw, without losing a message
    * Events: message ({id, channel, text, ts}), status (status, reason),
    * transport (name, reason), subscribed ({channel, lastId}),
    * unsubscribed ({channel}), ping, drop ({reason, opened, transport}), error (Error).
@@ -690,6 +702,9 @@
     this._switchReason = 'selected';
     this._openWaiters = [];
     this._autoConnect = o.connect !== false;
+    this.token = o.token || null;
+    this.tokenProvider = typeof o.tokenProvider === 'function' ? o.tokenProvider : null;
+    this._renewedAt = 0;
     var channels = o.channels;
     if (channels) {
       if (typeof channels === 'string') channels = [channels];
@@ -743,7 +758,7 @@
       return d.promise;
     }
     var sub = this._subs[name];
-    if (!has(this._subs, name)) sub = this._subs[name] = new Subscription(name, parseStart(opts));
+    if (!has(this._subs, name)) sub = this._subs[name] = new Subscription(name, parseStart(opts), opts && opts.token);
     if (sub.active) d.resolve({ channel: name, lastId: sub.lastId });
     else sub.waiters.push(d);
     if (this._conn) this._scheduleSync();
@@ -764,6 +779,26 @@
     var d = defer();
     d.resolve();
     return d.promise;
+  };
+
+  /**
+   * Use a new token from now on (the next connection, and channels
+   * subscribed from now); a stream in progress keeps the one it opened with.
+   */
+  Client.prototype.setToken = function (token) {
+    this.token = token || null;
+    for (var name in this._subs) if (has(this._subs, name)) this._subs[name].token = null;
+  };
+
+  // The token for a URL naming these channels: the client's, else the one
+  // its channels bring.
+  Client.prototype._tokenQuery = function (names, sep) {
+    var token = this.token;
+    for (var i = 0; !token && i < names.length; i++) {
+      var sub = this._subs[names[i]];
+      if (sub && sub.token) token = sub.token;
+    }
+    return token ? sep + 'token=' + encodeURIComponent(token) : '';
   };
 
   /** The channels subscribed to. */
@@ -880,7 +915,7 @@
       self._afterDrop = false;
       done();
     };
-    global.fetch(this.url + '/poll/' + specs.join('/') + '?timeout=0', { cache: 'no-store', signal: ctrl.signal })
+    global.fetch(this.url + '/poll/' + specs.join('/') + '?timeout=0' + this._tokenQuery(names, '&'), { cache: 'no-store', signal: ctrl.signal })
       .then(function (res) { return res.ok ? res.text() : null; })
       .then(finish, function () { finish(null); });
   };
@@ -965,9 +1000,40 @@
     var delay = Math.min(this.maxDelay, this.minDelay * Math.pow(2, this._attempt));
     this._attempt = Math.min(this._attempt + 1, 30);
     delay = Math.round(delay * (0.8 + 0.4 * Math.random()));
+    // The token expired or was refused (an EventSource cannot say why it
+    // failed: a stream that never opened counts too): ask the page for a
+    // new one, then resume at once - unless one was asked for a moment ago.
+    var tokenTrouble = /token expired|\b401\b/.test(reason) || (!opened && conn.name === 'sse');
+    if (this.tokenProvider && tokenTrouble) {
+      var soon = now() - this._renewedAt < 2000;
+      this._renewToken(soon ? delay : 0);
+      return;
+    }
     var self = this;
     clearTimeout(this._timer);
     this._timer = setTimeout(function () { self._start(); }, delay);
+  };
+
+  Client.prototype._renewToken = function (delay) {
+    var self = this;
+    this._renewedAt = now();
+    clearTimeout(this._timer);
+    this._timer = null;
+    var asked;
+    try {
+      asked = Promise.resolve(this.tokenProvider(this.channels()));
+    } catch (e) {
+      asked = Promise.reject(e);
+    }
+    asked.then(function (token) {
+      if (self.status === 'closed' || self._conn) return;
+      if (token) self.setToken(token);
+      self._timer = setTimeout(function () { self._start(); }, delay);
+    }, function (err) {
+      if (self.status === 'closed' || self._conn) return;
+      self.emit('error', err instanceof Error ? err : new Error(String(err)));
+      self._timer = setTimeout(function () { self._start(); }, Math.max(delay, self.minDelay));
+    });
   };
 
   Client.prototype._armPing = function (conn) {
@@ -1008,6 +1074,12 @@
         break;
       case 'error':
         this.emit('error', new Error(String(f.error)));
+        // A refused token: renew it and come back (the connection's other
+        // channels resume from their last id).
+        if (f.status === 401 && this.tokenProvider) {
+          conn.reason = 'HTTP 401: ' + f.error;
+          conn.fail(conn.reason);
+        }
         break;
       case 'close':
         conn.reason = 'server closed the connection (' + f.reason + ')';
@@ -1120,6 +1192,10 @@
     // NEW, read-only: the modern Client under the legacy API while it is
     // connected over ws, sse or poll (null otherwise)
     connection: null,
+    // NEW: a signed subscribe token for private channels, and a function
+    // (channels) -> token or promise of one, asked when it expires
+    token: null,
+    tokenProvider: null,
 
     // --- the modern API
     /** A new modern client: Meteor.client({ url, channels, transport, ... }). */
@@ -1350,7 +1426,8 @@
           url += '.h';
         }
       }
-      return url + '?nc=' + now();
+      url += '?nc=' + now();
+      return Meteor.token ? url + '&token=' + encodeURIComponent(Meteor.token) : url;
     },
 
     loadFrame: function (url) {
@@ -1443,6 +1520,13 @@
       hostid: Meteor.hostid,
       transport: chain,
       pingTimeout: Meteor.pingtimeout,
+      token: Meteor.token,
+      tokenProvider: Meteor.tokenProvider && function (channels) {
+        return Promise.resolve(Meteor.tokenProvider(channels)).then(function (token) {
+          Meteor.token = token;
+          return token;
+        });
+      },
       connect: false
     });
     Meteor._modern = c;

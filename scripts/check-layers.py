@@ -16,7 +16,7 @@ import sys
 LAYERS = [
     ("values", ["config", "template", "names", "assets"], True),
     ("hub", ["hub"], True),
-    ("services", ["store", "cluster", "tls", "update", "logging"], False),
+    ("services", ["store", "cluster", "tls", "update", "logging", "jwt", "outbound"], False),
     ("node", ["node"], True),
     ("front ends", ["control", "subscriber", "api", "admin"], False),
     ("process", ["server", "app", "tray", "main", "lib"], True),

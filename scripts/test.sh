@@ -30,6 +30,11 @@ python3 scripts/check-layers.py src
 echo "== cargo clippy (tray, and default features)"
 cargo clippy --all-targets --locked --features tray -- -D warnings
 cargo clippy --lib --bins --locked -- -D warnings
+# The private-channel tests mint tokens with Node's jsonwebtoken, installed
+# with the browser tests' packages.
+if [ ! -d tests/browser/node_modules/jsonwebtoken ]; then
+    (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+fi
 echo "== cargo test"
 cargo test --all-targets --locked --features tray
 echo "== browser tests (headless Chromium)"

@@ -8,7 +8,7 @@
 //! | process | [`app`], `tray` (cargo feature `tray`), [`server`] |
 //! | front ends | [`control`], [`subscriber`], [`api`], [`admin`] — never each other |
 //! | node | [`node`]: the state handle, the publish door, listeners and HTTP helpers |
-//! | services | [`store`], [`cluster`], [`tls`], [`update`], [`logging`] |
+//! | services | [`store`], [`cluster`], [`tls`], [`update`], [`logging`], [`jwt`], [`outbound`] |
 //! | hub | [`hub`]: channels, caches, ids, subscribers, rules |
 //! | values | [`config`], [`template`], [`names`], [`assets`] |
 
@@ -20,9 +20,11 @@ pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod hub;
+pub mod jwt;
 pub mod logging;
 pub mod names;
 pub mod node;
+pub mod outbound;
 pub mod server;
 pub mod store;
 pub mod subscriber;

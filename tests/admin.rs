@@ -1178,3 +1178,68 @@ async fn dashboard_shows_each_node_and_the_redis_password_stays_hidden() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn tokens_with_scopes_and_a_subscribe_token_secret_from_the_ui() {
+    let (server, mut browser) = signed_in().await;
+    // A token that may only publish, and only to news.*.
+    let made = browser
+        .submit(
+            "/tokens",
+            "/tokens",
+            &[
+                ("scoped", "1"),
+                ("name", "newsroom"),
+                ("scopes", "publish"),
+                ("channels", "news.*"),
+            ],
+        )
+        .await;
+    assert_eq!(made.status, 200);
+    let body = html(&made);
+    let at = body.find("value=\"mtd_").expect("the new token") + "value=\"".len();
+    let token = body[at..at + body[at..].find('"').unwrap()].to_string();
+    assert!(body.contains("news.*"), "the list shows its channels");
+    let auth = format!("Bearer {token}");
+    let post = |channel: &'static str| {
+        let auth = auth.clone();
+        let addr = server.subscriber;
+        async move {
+            let path = format!("/api/channels/{channel}/messages");
+            request(addr, "POST", &path, &[("Authorization", &auth)], b"x")
+                .await
+                .status
+        }
+    };
+    assert_eq!(post("news.today").await, 201);
+    assert_eq!(post("chat").await, 403);
+    // No scope ticked: refused.
+    let none = browser
+        .submit(
+            "/tokens",
+            "/tokens",
+            &[("scoped", "1"), ("name", "nothing")],
+        )
+        .await;
+    assert_eq!(none.status, 422);
+
+    // The subscribe-token secret: made here, shown once, hidden after.
+    let made = browser.submit("/tokens", "/tokens/secret", &[]).await;
+    assert_eq!(made.status, 200);
+    let body = html(&made);
+    let at = body.find("id=\"new-secret\"").expect("the new secret");
+    let value = &body[at..];
+    let start = value.find("value=\"").unwrap() + "value=\"".len();
+    let secret = value[start..start + value[start..].find('"').unwrap()].to_string();
+    assert_eq!(secret.len(), 64);
+    assert_eq!(server.node.config.load().token_secret, secret);
+    let again = html(&browser.get("/tokens").await);
+    assert!(!again.contains(&secret), "shown only once");
+    assert!(again.contains("set (set in this admin UI)"), "{again}");
+    let settings = html(&browser.get("/settings").await);
+    assert!(
+        !settings.contains(&secret),
+        "the settings page never shows it"
+    );
+    server.stop().await;
+}

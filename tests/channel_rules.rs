@@ -271,7 +271,8 @@ async fn websocket_subscriptions_follow_the_rules() {
             break serde_json::from_str::<serde_json::Value>(t.as_str()).unwrap();
         }
     };
-    assert_eq!(reply["error"], "channel 'vip' needs an API token");
+    assert_eq!(reply["error"], "channel 'vip' is private: it needs a token");
+    assert_eq!(reply["status"], 401);
     ws.send(Message::Text(
         format!(r#"{{"type":"subscribe","channel":"vip","token":"{token}"}}"#).into(),
     ))

@@ -140,6 +140,8 @@ struct MessageRow {
 struct SubscriberRow {
     id: u64,
     host_id: String,
+    /// The user its token (or the authorize callback) named.
+    user: String,
     mode: String,
     transport: &'static str,
     peer: String,
@@ -211,6 +213,7 @@ fn channel_page(admin: &Admin, viewer: &Viewer, name: &str) -> ChannelPage {
                 .as_ref()
                 .map(|h| String::from_utf8_lossy(h).into_owned())
                 .unwrap_or_default(),
+            user: info.user.clone().unwrap_or_default(),
             mode: info.mode.clone(),
             transport: info.transport.name(),
             peer: info.peer.map(|p| p.to_string()).unwrap_or_default(),

@@ -232,6 +232,7 @@ fn app(admin: Arc<Admin>) -> Router {
             get(tokens::tokens_page).post(tokens::create_token),
         )
         .route("/tokens/{id}/revoke", post(tokens::revoke_token))
+        .route("/tokens/secret", post(tokens::generate_secret))
         .route("/password", post(tokens::change_password))
         .route("/publishing", post(appliance::set_publishing))
         .route("/update/check", post(appliance::check))

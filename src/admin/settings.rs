@@ -13,8 +13,25 @@ use tracing::info;
 use super::security::{Action, Viewer};
 use super::view::{self, Flash, Layout};
 use super::{run, Admin, EditQuery};
+use crate::config::keys::SECRET_KEYS;
 use crate::config::keys::{self, needs_restart, ui_settable, Scope};
 use crate::config::{redact_url, Source};
+
+/// A setting's value as this page may show it: secrets never, a Redis URL
+/// without its password.
+fn shown(key: &str, raw: &str) -> String {
+    if SECRET_KEYS.contains(&key) {
+        if raw.trim().is_empty() {
+            String::new()
+        } else {
+            "(hidden)".into()
+        }
+    } else if key == "RedisURL" {
+        redact_url(raw)
+    } else {
+        raw.to_string()
+    }
+}
 
 struct SettingRow {
     key: &'static str,
@@ -74,12 +91,7 @@ fn settings_view(
         .map(|s| SettingRow {
             key: s.key,
             mode: s.mode.clone().unwrap_or_default(),
-            // A Redis URL may hold a password: never shown.
-            raw: if s.key == "RedisURL" {
-                redact_url(&s.raw)
-            } else {
-                s.raw.clone()
-            },
+            raw: shown(s.key, &s.raw),
             source: match s.source {
                 Source::Default | Source::Builtin(_) => "default".into(),
                 Source::File(line) => format!("file, line {line}"),
@@ -136,22 +148,17 @@ pub async fn save_setting(
     match run(move || node.set_global_setting(&k, &v)).await {
         Err(response) => response,
         Ok(Err(error)) => {
-            let draft = if key == "RedisURL" {
-                redact_url(&value)
+            let draft = if SECRET_KEYS.contains(&key.as_str()) {
+                String::new()
             } else {
-                value
+                shown(&key, &value)
             };
             let page = settings_view(&admin, &viewer, key, draft, Some(error));
             viewer.page(StatusCode::UNPROCESSABLE_ENTITY, &page)
         }
         Ok(Ok(())) => {
             info!(user = %viewer.session.user, %key, "admin UI: changed a setting");
-            let shown = if key == "RedisURL" {
-                redact_url(&value)
-            } else {
-                value.clone()
-            };
-            let mut text = format!("{key} is set to \"{shown}\".");
+            let mut text = format!("{key} is set to \"{}\".", shown(&key, &value));
             if needs_restart(&key) {
                 text.push_str(" It takes effect when the server restarts.");
             }

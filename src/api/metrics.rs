@@ -13,8 +13,9 @@ use axum::response::{IntoResponse, Response};
 
 use crate::config::MetricsAccess;
 use crate::hub::Stat;
-use crate::node::web::{bearer, error, from_this_machine, valid_token, PeerAddr};
+use crate::node::web::{bearer, error, from_this_machine, token_rights, PeerAddr};
 use crate::node::Node;
+use crate::store::accounts::Scope;
 
 pub async fn handler(
     State(node): State<Arc<Node>>,
@@ -34,8 +35,8 @@ pub async fn handler(
         MetricsAccess::Public => true,
         MetricsAccess::Local if local => true,
         MetricsAccess::Local => match bearer(&headers) {
-            Some(token) => match valid_token(&node, token).await {
-                Ok(valid) => valid,
+            Some(token) => match token_rights(&node, token).await {
+                Ok(rights) => rights.is_some_and(|r| r.may(Scope::Manage)),
                 Err(response) => return response,
             },
             None => false,

@@ -80,6 +80,13 @@ impl Config {
                 _ => Some(networks(&r, "ControllerAllow")?),
             },
             trusted_proxies: networks(&r, "TrustedProxies")?,
+            private_channels: patterns(&r, "PrivateChannels")?,
+            token_secret: r.trimmed("TokenSecret"),
+            token_public_key_file: Some(r.trimmed("TokenPublicKeyFile"))
+                .filter(|path| !path.is_empty())
+                .map(PathBuf::from),
+            authorize_url: http_url(&r, "AuthorizeURL")?,
+            authorize_cache_seconds: r.number("AuthorizeCacheSeconds", None)?,
             max_connections_per_ip: r.number("MaxConnectionsPerIP", None)?,
             max_channels: r.number("MaxChannels", None)? as usize,
             max_channels_per_subscription: r.number("MaxChannelsPerSubscription", None)?.max(1)
@@ -214,6 +221,33 @@ fn allow_origin(r: &Resolver) -> Result<Option<Vec<String>>, ConfigError> {
             &format!("'{bad}' is not an origin like https://example.com"),
         )),
         None => Ok(Some(origins)),
+    }
+}
+
+/// Channel names and `*` patterns, space-separated.
+fn patterns(r: &Resolver, key: &str) -> Result<Vec<String>, ConfigError> {
+    let value = r.trimmed(key);
+    let patterns: Vec<String> = value.split_whitespace().map(str::to_string).collect();
+    match patterns
+        .iter()
+        .find(|p| !crate::names::valid_channel_name(p))
+    {
+        Some(bad) => Err(r.invalid(
+            key,
+            None,
+            &format!("'{bad}' is not a channel name or pattern (1 to 256 bytes)"),
+        )),
+        None => Ok(patterns),
+    }
+}
+
+/// An http(s) URL, or nothing.
+fn http_url(r: &Resolver, key: &str) -> Result<String, ConfigError> {
+    let url = r.trimmed(key);
+    if url.is_empty() || url.starts_with("https://") || url.starts_with("http://") {
+        Ok(url)
+    } else {
+        Err(r.invalid(key, None, "expected an http:// or https:// URL"))
     }
 }
 

@@ -52,6 +52,18 @@ pub const KEYS: &[Key] = &[
         help: "Web origins whose pages may read /sse and /poll responses: * for any, or a space-separated list such as https://app.example.com",
     },
     Key {
+        name: "AuthorizeCacheSeconds",
+        default: "60",
+        scope: Scope::Global,
+        help: "How long the authorize callback's answer for one browser (its cookies) and one channel is reused",
+    },
+    Key {
+        name: "AuthorizeURL",
+        default: "",
+        scope: Scope::Global,
+        help: "The application's URL that decides, for a subscription to a private channel without a token, whether its browser (its forwarded cookies) may see the channel (empty: no callback)",
+    },
+    Key {
         name: "AutoUpdate",
         default: "check",
         scope: Scope::Global,
@@ -310,6 +322,12 @@ pub const KEYS: &[Key] = &[
         help: "With TLS on: also serve plain HTTP on this port of SubscriberIP, for legacy clients (0: none)",
     },
     Key {
+        name: "PrivateChannels",
+        default: "",
+        scope: Scope::Global,
+        help: "Channels (names and * patterns, space-separated) that only subscribers with a signed token, an API token or the authorize callback's consent may see",
+    },
+    Key {
         name: "SubscriberShutdownMsg",
         default: "<script>eof();</script>\\r\\n",
         scope: Scope::PerMode,
@@ -362,6 +380,18 @@ pub const KEYS: &[Key] = &[
         default: "",
         scope: Scope::Global,
         help: "PEM file with the certificate's private key",
+    },
+    Key {
+        name: "TokenPublicKeyFile",
+        default: "",
+        scope: Scope::Global,
+        help: "A PEM public key (RSA, P-256 or Ed25519) that signed subscribe tokens (RS256, ES256, EdDSA) must verify against",
+    },
+    Key {
+        name: "TokenSecret",
+        default: "",
+        scope: Scope::Global,
+        help: "The secret that signed subscribe tokens (HS256) must verify against; generate one in the admin UI (empty: none)",
     },
     Key {
         name: "UDPIP",
@@ -450,6 +480,7 @@ pub fn needs_restart(name: &str) -> bool {
 /// whoever holds its password serve `/etc` or the database to anyone.
 pub const PATH_KEYS: &[&str] = &[
     "ConfigFileLocation",
+    "TokenPublicKeyFile",
     "DataDirectory",
     "LogDirectory",
     "RedisCAFile",
@@ -457,6 +488,9 @@ pub const PATH_KEYS: &[&str] = &[
     "TLSCertificateFile",
     "TLSKeyFile",
 ];
+
+/// Keys whose values are secrets: never shown in pages or logs.
+pub const SECRET_KEYS: &[&str] = &["TokenSecret"];
 
 /// May the admin UI change this key? Global keys only; not help, nor the
 /// files and directories the server uses ([`PATH_KEYS`]), nor the log

@@ -188,6 +188,16 @@ pub struct Config {
     pub max_queued_bytes: usize,
     /// Proxies whose forwarding headers are believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Channel patterns that need a token (or the authorize callback).
+    pub private_channels: Vec<String>,
+    /// The HS256 secret of subscribe tokens (a secret: never log it).
+    pub token_secret: String,
+    /// The PEM public key of subscribe tokens.
+    pub token_public_key_file: Option<PathBuf>,
+    /// The application's authorize callback (empty: none).
+    pub authorize_url: String,
+    /// How long one callback answer is reused.
+    pub authorize_cache_seconds: u64,
     /// Where the TLS certificate comes from, if TLS is on.
     pub tls: TlsMode,
     /// With TLS on, also TLS on the control port.

@@ -44,6 +44,9 @@ pub enum Farewell {
     Replaced,
     /// `/disconnect/<hostid>` or a kick from the admin UI.
     Disconnected,
+    /// The token that let it subscribe has expired: the client renews it
+    /// and resumes.
+    TokenExpired,
 }
 
 /// Identity of a framing, for the per-publish render cache.

@@ -36,7 +36,7 @@ mod upkeep;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 
@@ -89,6 +89,8 @@ pub struct Subscription<'a> {
     pub persist: bool,
     /// Close the subscription after this long.
     pub max_time: Option<Duration>,
+    /// End it (saying so) when the token that granted it expires.
+    pub expires: Option<Instant>,
     /// Send the backlogs of all channels merged in id order (modern
     /// transports, whose clients resume from the last id they saw), rather
     /// than channel by channel in request order (legacy `/push`).

@@ -113,6 +113,8 @@ pub(super) struct Member {
     pub(super) subscriber: Arc<Subscriber>,
     pub(super) channels: Vec<Bytes>,
     pub(super) deadline: Option<Instant>,
+    /// When the token that granted it expires.
+    pub(super) expiry: Option<Instant>,
 }
 
 #[derive(Default)]

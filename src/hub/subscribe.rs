@@ -33,6 +33,7 @@ impl Hub {
             channels,
             persist,
             max_time,
+            expires,
             merge_backlog,
         } = request;
         let limits = self.channel_limits();
@@ -140,6 +141,7 @@ impl Hub {
                     subscriber: subscriber.clone(),
                     channels: wanted.iter().map(|(n, _)| n.clone()).collect(),
                     deadline: max_time.map(|t| Instant::now() + t),
+                    expiry: expires,
                 },
             );
         } else if !done {
@@ -204,6 +206,14 @@ impl Hub {
             self.stats.add(Stat::MessagesServed, served);
         }
         Ok(())
+    }
+
+    /// A token that let a live subscription add a channel expires at `at`:
+    /// the subscription ends then, unless an earlier one ends it sooner.
+    pub fn expire_at(&self, id: u64, at: Instant) {
+        if let Some(member) = self.lock().members.get_mut(&id) {
+            member.expiry = Some(member.expiry.map_or(at, |e| e.min(at)));
+        }
     }
 
     /// Remove one channel from a live subscription. Returns false if it did

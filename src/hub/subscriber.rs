@@ -41,10 +41,12 @@ pub struct SubscriberInfo {
     pub host_id: Option<Bytes>,
     pub mode: String,
     pub transport: Transport,
-    /// Who it proved to be: a digest of the token it subscribed with
-    /// (`None`: anonymous). A host id's subscription is replaced or ended
-    /// only by the same credential.
+    /// Who it proved to be: a digest of its user or token (`None`:
+    /// anonymous). A host id's subscription is replaced or ended only by
+    /// the same credential.
     pub credential: Option<u64>,
+    /// The user a token or the authorize callback named.
+    pub user: Option<String>,
     pub peer: Option<SocketAddr>,
     pub since: SystemTime,
 }

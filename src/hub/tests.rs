@@ -34,6 +34,7 @@ impl Framing for Plain {
             Farewell::Shutdown => b"S",
             Farewell::Replaced => b"R",
             Farewell::Disconnected => b"D",
+            Farewell::TokenExpired => b"X",
         }
     }
 }
@@ -81,6 +82,7 @@ fn info(host_id: Option<&str>) -> SubscriberInfo {
         mode: "test".into(),
         transport: Transport::Legacy,
         credential: None,
+        user: None,
         peer: None,
         since: std::time::SystemTime::now(),
     }
@@ -121,6 +123,7 @@ fn subscribe(hub: &Hub, ask: Ask<'_>) -> Client {
             channels: &channels,
             persist: ask.persist,
             max_time: None,
+            expires: None,
             merge_backlog: ask.merge,
         },
         // The header names each channel with its message count.
@@ -412,6 +415,7 @@ fn pings_deadlines_and_shutdown() {
             channels: &[(Bytes::from_static(b"a"), Start::Live)],
             persist: true,
             max_time: Some(Duration::from_secs(5)),
+            expires: None,
             merge_backlog: false,
         },
         |_, _| {},
@@ -552,6 +556,7 @@ fn subscriptions_are_bounded_in_channels() {
                 channels: &channels,
                 persist: true,
                 max_time: None,
+                expires: None,
                 merge_backlog: false,
             },
             |_, _| {},
@@ -597,6 +602,7 @@ fn a_host_id_answers_only_to_its_own_credential() {
                 channels: &[(Bytes::from_static(b"a"), Start::Live)],
                 persist: true,
                 max_time: None,
+                expires: None,
                 merge_backlog: false,
             },
             |_, _| {},

@@ -101,18 +101,25 @@ impl Hub {
     }
 
     /// Close subscriptions past their MaxTime (no shutdown message, as in
-    /// meteord).
+    /// meteord) or whose token expired (saying so).
     pub fn expire_deadlines(&self, now: Instant) {
         let mut state = self.lock();
-        let due: Vec<u64> = state
+        let due: Vec<(u64, Farewell)> = state
             .members
             .iter()
-            .filter(|(_, m)| m.deadline.is_some_and(|d| d <= now))
-            .map(|(id, _)| *id)
+            .filter_map(|(id, m)| {
+                if m.expiry.is_some_and(|e| e <= now) {
+                    Some((*id, Farewell::TokenExpired))
+                } else if m.deadline.is_some_and(|d| d <= now) {
+                    Some((*id, Farewell::Quiet))
+                } else {
+                    None
+                }
+            })
             .collect();
-        for id in due {
+        for (id, farewell) in due {
             if let Some(member) = state.members.get(&id) {
-                member.subscriber.close(Farewell::Quiet);
+                member.subscriber.close(farewell);
             }
             state.detach(id);
         }

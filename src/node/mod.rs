@@ -7,6 +7,8 @@
 //! module and the ones below it, never each other; the process layer
 //! (`server`, `app`) builds the node and runs the front ends.
 
+pub mod access;
+mod authorize;
 mod engine;
 pub mod listen;
 mod publish;
@@ -76,6 +78,10 @@ pub struct Node {
     /// Until the admin password is set: the code a first run from another
     /// machine must give.
     setup_code: Mutex<Option<String>>,
+    /// Verifies signed subscribe tokens with the configured keys.
+    verifier: ArcSwap<crate::jwt::Verifier>,
+    /// The authorize callback's recent decisions.
+    authorizations: authorize::Authorizations,
 }
 
 /// What a node is made of; the process layer opens each part.
@@ -90,6 +96,8 @@ pub struct Parts {
     pub tls: Option<Arc<Tls>>,
     pub engine: Engine,
     pub setup_code: Option<String>,
+    /// Built from the configuration's token keys ([`access::verifier`]).
+    pub verifier: crate::jwt::Verifier,
 }
 
 impl Node {
@@ -111,6 +119,8 @@ impl Node {
             paused: AtomicBool::new(false),
             documents_generation: AtomicU64::new(0),
             setup_code: Mutex::new(parts.setup_code),
+            verifier: ArcSwap::from_pointee(parts.verifier),
+            authorizations: Default::default(),
         }
     }
 

@@ -61,7 +61,7 @@ impl Node {
     ) -> Vec<Result<u64, PublishError>> {
         let mut answers: Vec<Result<u64, PublishError>> = batch
             .iter()
-            .map(|(channel, text)| self.admit(channel.as_ref(), text.as_ref()).map(|()| 0))
+            .map(|(channel, text)| self.acceptable(channel.as_ref(), text.as_ref()).map(|()| 0))
             .collect();
         match &self.engine {
             Engine::Memory => {
@@ -105,7 +105,7 @@ impl Node {
     }
 
     /// The checks every message passes, whoever sends it.
-    fn admit(&self, channel: &[u8], text: &[u8]) -> Result<(), PublishError> {
+    fn acceptable(&self, channel: &[u8], text: &[u8]) -> Result<(), PublishError> {
         if self.publishing_paused() {
             return Err(PublishError::Paused);
         }

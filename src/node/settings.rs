@@ -52,6 +52,11 @@ impl Node {
             );
         }
         super::limits_in_force(&self.hub, &config);
+        // A token key that cannot be read keeps the one in force.
+        match super::access::verifier(&config) {
+            Ok(verifier) => self.verifier.store(Arc::new(verifier)),
+            Err(e) => warn!("{e}; the token keys in force stay"),
+        }
         self.config.store(Arc::new(config));
         self.drop_document_cache();
     }

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use super::Node;
+use crate::store::accounts::TokenRights;
 
 /// The largest request head the HTTP front ends read.
 pub const MAX_HEAD: usize = 64 * 1024;
@@ -77,10 +78,13 @@ pub fn bearer(headers: &HeaderMap) -> Option<String> {
         .then(|| token.trim().to_string())
 }
 
-/// Is this an API token made in the admin UI? Checked against the database
-/// off the async threads; the error is the answer to give when no check
-/// was possible.
-pub async fn valid_token(node: &Arc<Node>, token: String) -> Result<bool, Response> {
+/// What an API token made in the admin UI may do (`None`: it is not one).
+/// Checked against the database off the async threads; the error is the
+/// answer to give when no check was possible.
+pub async fn token_rights(
+    node: &Arc<Node>,
+    token: String,
+) -> Result<Option<TokenRights>, Response> {
     let Some(accounts) = node.accounts.clone() else {
         return Err(error(
             StatusCode::SERVICE_UNAVAILABLE,

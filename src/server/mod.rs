@@ -114,6 +114,7 @@ impl Server {
         // are bound only now.
         let tls = crate::tls::Tls::start(&config.tls, &config.data_directory)
             .context("TLS is on but its certificate cannot be used")?;
+        let verifier = crate::node::access::verifier(&config).map_err(anyhow::Error::msg)?;
         let listeners = Listeners::bind(&config, tls.is_some()).await?;
         let persister = store.and_then(|store| open::open_channels(store, &config, &hub));
         let setup_code = accounts
@@ -144,6 +145,7 @@ impl Server {
             tls,
             engine,
             setup_code,
+            verifier,
         }));
         Ok(Server {
             node,

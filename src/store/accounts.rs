@@ -44,11 +44,81 @@ pub struct TokenInfo {
     pub name: String,
     pub created: u64,
     pub last_used: Option<u64>,
+    pub scopes: Vec<Scope>,
+    pub channels: Vec<String>,
+}
+
+/// What an API token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Publish to its channels.
+    Publish,
+    /// Subscribe to its channels, private ones included, and read their
+    /// caches.
+    Subscribe,
+    /// Empty caches, change channel rules and private channels, read stats.
+    Manage,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 3] = [Scope::Publish, Scope::Subscribe, Scope::Manage];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Scope::Publish => "publish",
+            Scope::Subscribe => "subscribe",
+            Scope::Manage => "manage",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Scope> {
+        Scope::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+/// What a valid API token may do, and on which channels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRights {
+    pub id: i64,
+    pub scopes: Vec<Scope>,
+    /// Channel names and `*` patterns (`*` alone: every channel).
+    pub channels: Vec<String>,
+}
+
+impl TokenRights {
+    pub fn may(&self, scope: Scope) -> bool {
+        self.scopes.contains(&scope)
+    }
+
+    /// May it act with `scope` on `channel`?
+    pub fn may_on(&self, scope: Scope, channel: &[u8]) -> bool {
+        self.may(scope)
+            && self
+                .channels
+                .iter()
+                .any(|p| crate::names::glob_match(p.as_bytes(), channel))
+    }
+}
+
+fn scopes_of(text: &str) -> Vec<Scope> {
+    text.split_whitespace()
+        .filter_map(Scope::from_name)
+        .collect()
+}
+
+fn patterns_of(text: &str) -> Vec<String> {
+    text.split_whitespace().map(str::to_string).collect()
 }
 
 pub struct Accounts {
     conn: Mutex<Connection>,
     path: String,
+}
+
+/// A random secret: 32 bytes, hex (for a TokenSecret, say).
+pub fn random_secret() -> String {
+    secret()
 }
 
 /// A random secret: 32 bytes, hex.
@@ -207,13 +277,33 @@ impl Accounts {
             .map_err(|e| self.error(e))
     }
 
-    /// A new API token; its secret is returned once and never stored.
+    /// A new API token with every scope on every channel; its secret is
+    /// returned once and never stored.
     pub fn create_token(&self, name: &str) -> Result<(i64, String), StoreError> {
+        self.create_scoped_token(name, &Scope::ALL, &["*".to_string()])
+    }
+
+    /// A new API token with these scopes on these channels (names and `*`
+    /// patterns); its secret is returned once and never stored.
+    pub fn create_scoped_token(
+        &self,
+        name: &str,
+        scopes: &[Scope],
+        channels: &[String],
+    ) -> Result<(i64, String), StoreError> {
         let token = format!("{TOKEN_PREFIX}{}", secret());
+        let scopes: Vec<&str> = scopes.iter().map(|s| s.name()).collect();
         let conn = self.conn();
         conn.execute(
-            "INSERT INTO api_tokens (name, token_hash, created) VALUES (?1, ?2, ?3)",
-            params![name, digest(&token), unix_now() as i64],
+            "INSERT INTO api_tokens (name, token_hash, created, scopes, channels)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                name,
+                digest(&token),
+                unix_now() as i64,
+                scopes.join(" "),
+                channels.join(" ")
+            ],
         )
         .map_err(|e| self.error(e))?;
         Ok((conn.last_insert_rowid(), token))
@@ -222,7 +312,9 @@ impl Accounts {
     pub fn tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
         let conn = self.conn();
         let mut stmt = conn
-            .prepare("SELECT id, name, created, last_used FROM api_tokens ORDER BY id")
+            .prepare(
+                "SELECT id, name, created, last_used, scopes, channels FROM api_tokens ORDER BY id",
+            )
             .map_err(|e| self.error(e))?;
         let rows = stmt
             .query_map([], |r| {
@@ -231,6 +323,8 @@ impl Accounts {
                     name: r.get(1)?,
                     created: r.get::<_, i64>(2)? as u64,
                     last_used: r.get::<_, Option<i64>>(3)?.map(|v| v as u64),
+                    scopes: scopes_of(&r.get::<_, String>(4)?),
+                    channels: patterns_of(&r.get::<_, String>(5)?),
                 })
             })
             .map_err(|e| self.error(e))?;
@@ -244,17 +338,25 @@ impl Accounts {
             .map_err(|e| self.error(e))
     }
 
-    /// Is this a valid API token? Records its use.
-    pub fn check_token(&self, token: &str) -> Result<bool, StoreError> {
+    /// What this API token may do, if it is a valid one. Records its use.
+    pub fn check_token(&self, token: &str) -> Result<Option<TokenRights>, StoreError> {
         if !token.starts_with(TOKEN_PREFIX) {
-            return Ok(false);
+            return Ok(None);
         }
         self.conn()
-            .execute(
-                "UPDATE api_tokens SET last_used = ?2 WHERE token_hash = ?1",
+            .query_row(
+                "UPDATE api_tokens SET last_used = ?2 WHERE token_hash = ?1
+                 RETURNING id, scopes, channels",
                 params![digest(token), unix_now() as i64],
+                |r| {
+                    Ok(TokenRights {
+                        id: r.get(0)?,
+                        scopes: scopes_of(&r.get::<_, String>(1)?),
+                        channels: patterns_of(&r.get::<_, String>(2)?),
+                    })
+                },
             )
-            .map(|n| n == 1)
+            .optional()
             .map_err(|e| self.error(e))
     }
 }
@@ -394,12 +496,32 @@ mod tests {
         let (_dir, accounts) = accounts();
         let (id, token) = accounts.create_token("publisher").unwrap();
         assert!(token.starts_with(TOKEN_PREFIX));
-        assert!(accounts.check_token(&token).unwrap());
-        assert!(!accounts.check_token("mtd_nope").unwrap());
+        let rights = accounts.check_token(&token).unwrap().unwrap();
+        assert_eq!(rights.id, id);
+        assert!(Scope::ALL.iter().all(|s| rights.may_on(*s, b"anything")));
+        assert!(accounts.check_token("mtd_nope").unwrap().is_none());
         let listed = accounts.tokens().unwrap();
         assert_eq!(listed.len(), 1);
         assert!(listed[0].last_used.is_some());
         assert!(accounts.revoke_token(id).unwrap());
-        assert!(!accounts.check_token(&token).unwrap());
+        assert!(accounts.check_token(&token).unwrap().is_none());
+    }
+
+    #[test]
+    fn scoped_tokens_may_what_they_were_given() {
+        let (_dir, accounts) = accounts();
+        let news = vec!["news.*".to_string(), "alerts".to_string()];
+        let (_, token) = accounts
+            .create_scoped_token("feeds", &[Scope::Publish], &news)
+            .unwrap();
+        let rights = accounts.check_token(&token).unwrap().unwrap();
+        assert!(rights.may_on(Scope::Publish, b"news.today"));
+        assert!(rights.may_on(Scope::Publish, b"alerts"));
+        assert!(!rights.may_on(Scope::Publish, b"chat"));
+        assert!(!rights.may_on(Scope::Subscribe, b"news.today"));
+        assert!(!rights.may(Scope::Manage));
+        let listed = &accounts.tokens().unwrap()[0];
+        assert_eq!(listed.scopes, [Scope::Publish]);
+        assert_eq!(listed.channels, news);
     }
 }

@@ -100,6 +100,10 @@ const MIGRATIONS: &[&str] = &[
         value TEXT NOT NULL,
         updated INTEGER NOT NULL
      );",
+    // 3: API tokens get scopes and channel patterns; the ones made before
+    // keep the full power they had.
+    "ALTER TABLE api_tokens ADD COLUMN scopes TEXT NOT NULL DEFAULT 'publish subscribe manage';
+     ALTER TABLE api_tokens ADD COLUMN channels TEXT NOT NULL DEFAULT '*';",
 ];
 
 /// An open database.

@@ -1,33 +1,16 @@
-//! Who may subscribe to what: the channel rules' allowed transports and
-//! "anonymous subscribers" switch, checked before a subscription starts.
-//!
-//! A channel whose rule refuses anonymous subscribers needs an API token:
-//! `?token=<token>` on any subscription URL (legacy `/push` included), or an
-//! `Authorization: Bearer <token>` header where the client can send one.
+//! From a subscription request to the node's access decision
+//! (`node/access.rs`): the token (`?token=` on any subscription URL, an
+//! `Authorization: Bearer` header, or a WebSocket command's `"token"`) and,
+//! for the authorize callback, the browser's cookies.
 
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use axum::http::{header, HeaderMap};
 
-use crate::hub::Transport;
-use crate::node::Node;
-
-/// Why a subscription was refused.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Refusal {
-    /// The channel's rule does not allow this transport.
-    Transport(String),
-    /// The channel needs an API token and none (or a bad one) was given.
-    Token(String),
-}
-
-impl Refusal {
-    pub fn message(&self) -> &str {
-        match self {
-            Refusal::Transport(m) | Refusal::Token(m) => m,
-        }
-    }
-}
+use crate::hub::unix_now;
+use crate::node::access::{Credentials, Granted};
+use crate::node::web::bearer;
 
 /// The `token` parameter of a query string, if any.
 pub fn query_token(query: Option<&str>) -> Option<String> {
@@ -37,49 +20,35 @@ pub fn query_token(query: Option<&str>) -> Option<String> {
         .map(str::to_string)
 }
 
-/// A token's digest, as a subscriber's credential: equal for the same
-/// token, and no use to anyone who reads it (keyed afresh in every run).
-pub fn credential(token: Option<&str>) -> Option<u64> {
-    static KEY: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
-    let key = KEY.get_or_init(std::hash::RandomState::new);
-    token
-        .filter(|t| !t.is_empty())
-        .map(|t| std::hash::BuildHasher::hash_one(key, t))
+/// What a subscriber brings: `token` as given in its URL (or command),
+/// else its bearer header; its cookies for the authorize callback.
+pub fn credentials(
+    token: Option<String>,
+    headers: &HeaderMap,
+    host_id: Option<&str>,
+    peer: Option<SocketAddr>,
+) -> Credentials {
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    Credentials {
+        token: token.filter(|t| !t.is_empty()).or_else(|| bearer(headers)),
+        cookie: text(header::COOKIE),
+        authorization: text(header::AUTHORIZATION),
+        host_id: host_id.map(str::to_string),
+        ip: peer.map(|p| p.ip()),
+    }
 }
 
-/// Check every channel of a subscription against its rule.
-pub async fn check(
-    node: &Arc<Node>,
-    channels: impl IntoIterator<Item = &Bytes>,
-    transport: Transport,
-    token: Option<String>,
-) -> Result<(), Refusal> {
-    let mut needs_token = None;
-    for channel in channels {
-        let Some(rule) = node.hub.rule_for(channel) else {
-            continue;
-        };
-        let name = String::from_utf8_lossy(channel);
-        if !rule.allows(transport) {
-            return Err(Refusal::Transport(format!(
-                "channel '{name}' cannot be subscribed to over {transport}"
-            )));
-        }
-        if !rule.anonymous && needs_token.is_none() {
-            needs_token = Some(name.into_owned());
-        }
-    }
-    let Some(channel) = needs_token else {
-        return Ok(());
-    };
-    let refused = || Refusal::Token(format!("channel '{channel}' needs an API token"));
-    let (Some(token), Some(accounts)) = (token, node.accounts.clone()) else {
-        return Err(refused());
-    };
-    match tokio::task::spawn_blocking(move || accounts.check_token(&token)).await {
-        Ok(Ok(true)) => Ok(()),
-        _ => Err(refused()),
-    }
+/// When the token that granted a subscription stops being valid (its
+/// `exp`, with the clock skew allowed), as the hub counts time.
+pub fn expiry(granted: &Granted) -> Option<Instant> {
+    let expires = granted.expires? + crate::jwt::LEEWAY;
+    let left = expires.saturating_sub(unix_now());
+    Some(Instant::now() + Duration::from_secs(left))
 }
 
 #[cfg(test)]

@@ -130,19 +130,18 @@ async fn route(mut stream: Conn, peer: SocketAddr, node: &Arc<Node>, port: &Port
             return respond_raw(&mut stream, BAD_REQUEST, node).await;
         }
         let config = node.config.load();
+        let head = request::kept_headers(&buf[..head_len]);
         if let Some(push) = request::parse_push_target(&target, &config.dynamic_page_address) {
-            let user_agent = request::header(&buf[..head_len], "User-Agent").map(str::to_string);
-            // Nothing of the request is needed while the subscription streams.
+            // Nothing else of the request is needed while it streams.
             drop(buf);
             drop(config);
-            let user_agent = user_agent.as_deref();
-            return push::subscribe(stream, node.clone(), push, user_agent, Some(peer)).await;
+            return push::subscribe(stream, node.clone(), push, head, Some(peer)).await;
         }
         if let Some(host_id) = target
             .strip_prefix("/disconnect/")
             .filter(|h| !h.is_empty())
         {
-            return push::disconnect(stream, node.clone(), host_id).await;
+            return push::disconnect(stream, node.clone(), host_id, &head).await;
         }
         let path = target.split('?').next().unwrap_or_default();
         let documents = &port.documents;

@@ -16,6 +16,7 @@ use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
 
+use super::access;
 use super::framing::write_json;
 use super::streams::{self, Ask};
 use super::transports::Routes;
@@ -81,15 +82,15 @@ pub async fn handler(
         host_id: None,
         token: query.token.as_deref(),
     };
-    let channels = match streams::channels(&node, ask).await {
-        Ok(channels) => channels,
+    let (channels, granted) = match streams::channels(&node, ask, peer).await {
+        Ok(allowed) => allowed,
         Err(response) => return response,
     };
     // timeout=0: answer at once with what there is.
     let timeout = query.timeout.unwrap_or(25).min(MAX_TIMEOUT);
     let hub = &node.hub;
     let subscriber = hub.new_subscriber(
-        streams::subscriber_info(None, "poll", Transport::Poll, peer, None),
+        streams::subscriber_info(None, "poll", Transport::Poll, peer, &granted),
         FRAMING.clone(),
         1,
     );
@@ -99,6 +100,7 @@ pub async fn handler(
             channels: &channels,
             persist: timeout > 0,
             max_time: Some(Duration::from_secs(timeout)),
+            expires: access::expiry(&granted),
             merge_backlog: true,
         },
         |_, _| {},

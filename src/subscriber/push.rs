@@ -10,6 +10,9 @@ use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 use tracing::info;
 
+use axum::http::HeaderMap;
+
+use super::access;
 use super::request::PushTarget;
 use super::writer::{stream_outbox, End};
 use crate::config::Mode;
@@ -119,7 +122,7 @@ pub async fn subscribe(
     mut stream: Conn,
     node: Arc<Node>,
     target: PushTarget<'_>,
-    user_agent: Option<&str>,
+    head: HeaderMap,
     peer: Option<SocketAddr>,
 ) {
     let config = node.config.load_full();
@@ -145,23 +148,27 @@ pub async fn subscribe(
     if channels.is_empty() {
         return refuse(stream, &node, &mode, "404 Not Found").await;
     }
-    let token = super::access::query_token(target.query);
-    let credential = token.clone();
-    if let Err(refusal) = super::access::check(
-        &node,
-        channels.iter().map(|(n, _)| n),
-        Transport::Legacy,
-        token,
-    )
-    .await
-    {
-        info!(
-            event = "refused",
-            host_id = target.host_id,
-            reason = refusal.message()
-        );
-        return refuse(stream, &node, &mode, "403 Forbidden").await;
-    }
+    let token = access::query_token(target.query);
+    let credentials = access::credentials(token, &head, Some(target.host_id), peer);
+    let user_agent = head
+        .get("user-agent")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    // Only the user agent is kept while the subscription streams.
+    drop(head);
+    let names: Vec<&Bytes> = channels.iter().map(|(n, _)| n).collect();
+    let granted = match node.admit(&names, Transport::Legacy, &credentials).await {
+        Ok(granted) => granted,
+        Err(denied) => {
+            info!(
+                event = "refused",
+                host_id = target.host_id,
+                reason = denied.message()
+            );
+            return refuse(stream, &node, &mode, "403 Forbidden").await;
+        }
+    };
+    drop((credentials, names));
 
     let subscriber = hub.new_subscriber(
         super::streams::subscriber_info(
@@ -169,7 +176,7 @@ pub async fn subscribe(
             target.mode,
             Transport::Legacy,
             peer,
-            credential.as_deref(),
+            &granted,
         ),
         mode.clone(),
         mode.max_messages,
@@ -181,6 +188,7 @@ pub async fn subscribe(
             channels: &channels,
             persist: mode.persist,
             max_time: (mode.max_time > 0).then(|| Duration::from_secs(mode.max_time)),
+            expires: access::expiry(&granted),
             merge_backlog: false,
         },
         |snapshots, out| render_header(&framing_mode, "200 OK", snapshots, out),
@@ -202,9 +210,12 @@ pub async fn subscribe(
             channel = %String::from_utf8_lossy(name),
             mode = target.mode,
             start = ?start,
-            user_agent = user_agent.unwrap_or("-"),
+            user_agent = user_agent.as_deref().unwrap_or("-"),
         );
     }
+    // What the request needed is not kept while it streams, which may be
+    // for hours.
+    drop((channels, user_agent, granted, mode, config));
     let started = std::time::Instant::now();
     let end = stream_outbox(&mut stream, &subscriber, &hub.stats).await;
     hub.unsubscribe(subscriber.id);
@@ -237,13 +248,13 @@ async fn refuse(mut stream: Conn, node: &Node, mode: &Mode, status: &str) {
 /// `GET /disconnect/<hostid>[?token=…]`: end that host's streaming
 /// subscription — if it was made with the same token, or none for both —
 /// and answer with the global header.
-pub async fn disconnect(mut stream: Conn, node: Arc<Node>, target: &str) {
+pub async fn disconnect(mut stream: Conn, node: Arc<Node>, target: &str, head: &HeaderMap) {
     let (host_id, query) = match target.split_once('?') {
         Some((host_id, query)) => (host_id, Some(query)),
         None => (target, None),
     };
-    let token = super::access::query_token(query);
-    let credential = super::access::credential(token.as_deref());
+    let credentials = access::credentials(access::query_token(query), head, Some(host_id), None);
+    let credential = node.identify(&credentials).credential;
     let kicked = node.hub.kick(host_id.as_bytes(), credential);
     info!(event = "disconnect", host_id, kicked);
     let config = node.config.load_full();

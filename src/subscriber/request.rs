@@ -176,6 +176,24 @@ pub fn announces_body(head: &[u8]) -> bool {
     })
 }
 
+/// The headers of a legacy head that matter after it is read (user agent,
+/// cookies, authorization), as a header map.
+pub fn kept_headers(head: &[u8]) -> axum::http::HeaderMap {
+    let mut map = axum::http::HeaderMap::new();
+    for name in [
+        axum::http::header::USER_AGENT,
+        axum::http::header::COOKIE,
+        axum::http::header::AUTHORIZATION,
+    ] {
+        let value =
+            header(head, name.as_str()).and_then(|v| axum::http::HeaderValue::from_str(v).ok());
+        if let Some(value) = value {
+            map.insert(name, value);
+        }
+    }
+    map
+}
+
 /// The value of a header (first match, name compared case-insensitively).
 pub fn header<'a>(head: &'a [u8], name: &str) -> Option<&'a str> {
     let head = std::str::from_utf8(head).ok()?;

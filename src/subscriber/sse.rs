@@ -16,11 +16,12 @@ use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
 
+use super::access;
 use super::framing::write_json;
 use super::streams::{self, Ask};
 use super::transports::Routes;
 use crate::hub::{Farewell, Framing, Message, Subscription, Transport};
-use crate::node::web::{bearer, PeerAddr};
+use crate::node::web::PeerAddr;
 use crate::node::Node;
 
 pub const ROUTES: Routes = Routes {
@@ -64,6 +65,7 @@ impl Framing for Sse {
             Farewell::Shutdown => self.shutdown(),
             Farewell::Replaced => b"event: close\ndata: replaced\n\n",
             Farewell::Disconnected => b"event: close\ndata: disconnected\n\n",
+            Farewell::TokenExpired => b"event: close\ndata: token expired\n\n",
         }
     }
 }
@@ -96,8 +98,8 @@ pub async fn handler(
         host_id: query.hostid.as_deref(),
         token: query.token.as_deref(),
     };
-    let channels = match streams::channels(&node, ask).await {
-        Ok(channels) => channels,
+    let (channels, granted) = match streams::channels(&node, ask, peer).await {
+        Ok(allowed) => allowed,
         Err(response) => return response,
     };
     let hub = &node.hub;
@@ -107,7 +109,7 @@ pub async fn handler(
             "sse",
             Transport::Sse,
             peer,
-            query.token.clone().or_else(|| bearer(&headers)).as_deref(),
+            &granted,
         ),
         FRAMING.clone(),
         0,
@@ -118,6 +120,7 @@ pub async fn handler(
             channels: &channels,
             persist: true,
             max_time: None,
+            expires: access::expiry(&granted),
             merge_backlog: true,
         },
         // Reconnect after 3 s if the stream breaks.

@@ -10,12 +10,13 @@ use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
-use super::access::{self, Refusal};
+use super::access;
 use super::body::OutboxBody;
 use super::push::parse_channel_spec;
 use crate::hub::{self, Hub, Start, Subscriber, SubscriberInfo, Transport};
 use crate::names::valid_host_id;
-use crate::node::web::{bad_request, bearer, error};
+use crate::node::access::{Denied, Granted};
+use crate::node::web::{bad_request, error};
 use crate::node::Node;
 
 /// What a streaming request asks for, before it is checked.
@@ -32,9 +33,13 @@ pub struct Ask<'a> {
     pub token: Option<&'a str>,
 }
 
-/// The channels a streaming request may subscribe to, or the answer that
-/// refuses it.
-pub async fn channels(node: &Arc<Node>, ask: Ask<'_>) -> Result<Vec<(Bytes, Start)>, Response> {
+/// The channels a streaming request may subscribe to and what it was
+/// granted, or the answer that refuses it.
+pub async fn channels(
+    node: &Arc<Node>,
+    ask: Ask<'_>,
+    peer: Option<SocketAddr>,
+) -> Result<(Vec<(Bytes, Start)>, Granted), Response> {
     let resume = ask.after.map(|id| resume_after(id, &node.hub));
     let cap = node.config.load().max_channels_per_subscription;
     let channels = channels_from_path(ask.uri.path(), ask.prefix, resume, cap + 1);
@@ -49,14 +54,18 @@ pub async fn channels(node: &Arc<Node>, ask: Ask<'_>) -> Result<Vec<(Bytes, Star
     if ask.host_id.is_some_and(|h| !valid_host_id(h)) {
         return Err(bad_request("hostid must be 1 to 64 letters and digits"));
     }
-    let token = ask
-        .token
-        .map(str::to_string)
-        .or_else(|| bearer(ask.headers));
-    access::check(node, channels.iter().map(|(n, _)| n), ask.transport, token)
+    let credentials = access::credentials(
+        ask.token.map(str::to_string),
+        ask.headers,
+        ask.host_id,
+        peer,
+    );
+    let names: Vec<&Bytes> = channels.iter().map(|(n, _)| n).collect();
+    let granted = node
+        .admit(&names, ask.transport, &credentials)
         .await
         .map_err(refused)?;
-    Ok(channels)
+    Ok((channels, granted))
 }
 
 /// Parse the channel specs after a route prefix, with every start replaced
@@ -87,13 +96,21 @@ pub fn resume_after(id: u64, hub: &Hub) -> Start {
     }
 }
 
-/// The HTTP answer to a refused subscription.
-pub fn refused(refusal: Refusal) -> Response {
-    let status = match refusal {
-        Refusal::Transport(_) => StatusCode::FORBIDDEN,
-        Refusal::Token(_) => StatusCode::UNAUTHORIZED,
+/// The HTTP answer to a refused subscription: 401 without a valid
+/// credential, 403 with one that does not cover the channel.
+pub fn refused(denied: Denied) -> Response {
+    let status = match denied {
+        Denied::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+        Denied::Transport(_) | Denied::Forbidden(_) => StatusCode::FORBIDDEN,
     };
-    error(status, refusal.message())
+    let mut response = error(status, denied.message());
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+    }
+    response
 }
 
 /// The HTTP answer to a subscription the hub refused.
@@ -111,13 +128,14 @@ pub fn subscriber_info(
     mode: &str,
     transport: Transport,
     peer: Option<SocketAddr>,
-    token: Option<&str>,
+    granted: &Granted,
 ) -> SubscriberInfo {
     SubscriberInfo {
         host_id: host_id.map(|h| Bytes::copy_from_slice(h.as_bytes())),
         mode: mode.to_string(),
         transport,
-        credential: access::credential(token),
+        credential: granted.credential,
+        user: granted.user.clone(),
         peer,
         since: SystemTime::now(),
     }

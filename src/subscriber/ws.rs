@@ -18,12 +18,14 @@ use std::sync::{Arc, LazyLock};
 
 use axum::extract::ws::{Message as Frame, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::access;
 use super::framing::write_json;
 use super::streams::{resume_after, subscriber_info};
 use super::transports::Routes;
@@ -33,6 +35,7 @@ use crate::hub::{
     Transport,
 };
 use crate::names::{valid_channel_name, valid_host_id, CHANNEL_NAME_RULE};
+use crate::node::access::{Credentials, Denied};
 use crate::node::web::{bad_request, PeerAddr};
 use crate::node::Node;
 
@@ -77,6 +80,7 @@ impl Framing for WebSocketFraming {
             Farewell::Shutdown => self.shutdown(),
             Farewell::Replaced => b"{\"type\":\"close\",\"reason\":\"replaced\"}\n",
             Farewell::Disconnected => b"{\"type\":\"close\",\"reason\":\"disconnected\"}\n",
+            Farewell::TokenExpired => b"{\"type\":\"close\",\"reason\":\"token expired\"}\n",
         }
     }
 }
@@ -84,7 +88,7 @@ impl Framing for WebSocketFraming {
 #[derive(Deserialize)]
 pub struct WsQuery {
     hostid: Option<String>,
-    /// An API token, for channels that refuse anonymous subscribers.
+    /// A signed subscribe token or an API token, for private channels.
     token: Option<String>,
 }
 
@@ -98,7 +102,7 @@ pub enum Command {
         last: Option<usize>,
         #[serde(default)]
         history: bool,
-        /// An API token, if the connection did not bring one.
+        /// A token for this channel (else the connection's).
         token: Option<String>,
     },
     Unsubscribe {
@@ -120,7 +124,20 @@ enum Reply<'a> {
     Pong,
     Error {
         error: &'a str,
+        /// 401 (no valid credential) or 403 (not granted), for a refused
+        /// subscription.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        status: Option<u16>,
     },
+}
+
+impl<'a> Reply<'a> {
+    fn error(error: &'a str) -> Reply<'a> {
+        Reply::Error {
+            error,
+            status: None,
+        }
+    }
 }
 
 impl Reply<'_> {
@@ -135,6 +152,7 @@ pub async fn handler(
     State(node): State<Arc<Node>>,
     PeerAddr(peer): PeerAddr,
     Query(query): Query<WsQuery>,
+    headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     if let Some(host_id) = &query.hostid {
@@ -142,26 +160,26 @@ pub async fn handler(
             return bad_request("hostid must be 1 to 64 letters and digits");
         }
     }
+    let credentials = access::credentials(query.token, &headers, query.hostid.as_deref(), peer);
     upgrade
         .max_message_size(MAX_CLIENT_FRAME)
-        .on_upgrade(move |socket| session(socket, node, query, peer))
+        .on_upgrade(move |socket| session(socket, node, credentials, peer))
 }
 
 async fn session(
     mut socket: WebSocket,
     node: Arc<Node>,
-    query: WsQuery,
+    credentials: Credentials,
     peer: Option<std::net::SocketAddr>,
 ) {
-    let host_id = query.hostid.clone();
     let hub = node.hub.clone();
     let subscriber = hub.new_subscriber(
         subscriber_info(
-            host_id.as_deref(),
+            credentials.host_id.as_deref(),
             "websocket",
             Transport::WebSocket,
             peer,
-            query.token.as_deref(),
+            &node.identify(&credentials),
         ),
         FRAMING.clone(),
         0,
@@ -173,6 +191,7 @@ async fn session(
             channels: &[],
             persist: true,
             max_time: None,
+            expires: None,
             merge_backlog: true,
         },
         |_, _| {},
@@ -194,10 +213,10 @@ async fn session(
             received = socket.recv() => match received {
                 Some(Ok(Frame::Text(text))) => {
                     hub.stats.add(Stat::TotalInboundBytes, text.len() as u64);
-                    command(text.as_str(), &subscriber, &node, query.token.as_deref()).await;
+                    command(text.as_str(), &subscriber, &node, &credentials).await;
                 }
                 Some(Ok(Frame::Binary(_))) => {
-                    subscriber.push_raw(&Reply::Error { error: "binary frames are not understood; send JSON text" }.line());
+                    subscriber.push_raw(&Reply::error("binary frames are not understood; send JSON text").line());
                 }
                 Some(Ok(Frame::Close(_))) | Some(Err(_)) | None => break,
                 Some(Ok(_)) => {} // protocol pings are answered by the library
@@ -228,7 +247,7 @@ async fn command(
     text: &str,
     subscriber: &Arc<Subscriber>,
     node: &Arc<Node>,
-    connection_token: Option<&str>,
+    connection: &Credentials,
 ) {
     let hub = &node.hub;
     let reply = |r: Reply<'_>| {
@@ -238,7 +257,7 @@ async fn command(
         Ok(command) => command,
         Err(e) => {
             let message = format!("bad command: {e}");
-            return reply(Reply::Error { error: &message });
+            return reply(Reply::error(&message));
         }
     };
     match command {
@@ -251,9 +270,7 @@ async fn command(
             token,
         } => {
             if !valid_channel_name(&channel) {
-                return reply(Reply::Error {
-                    error: CHANNEL_NAME_RULE,
-                });
+                return reply(Reply::error(CHANNEL_NAME_RULE));
             }
             let start = match (after, last, history) {
                 (Some(id), _, _) => resume_after(id, hub),
@@ -263,14 +280,26 @@ async fn command(
                 (None, None, false) => Start::Live,
             };
             let name = Bytes::from(channel);
-            let token = token.or(connection_token.map(str::to_string));
-            if let Err(refusal) =
-                super::access::check(node, [&name], Transport::WebSocket, token).await
+            let credentials = Credentials {
+                token: token.or_else(|| connection.token.clone()),
+                ..connection.clone()
+            };
+            let granted = match node
+                .admit(&[&name], Transport::WebSocket, &credentials)
+                .await
             {
-                return reply(Reply::Error {
-                    error: refusal.message(),
-                });
-            }
+                Ok(granted) => granted,
+                Err(denied) => {
+                    let status = match denied {
+                        Denied::Unauthorized(_) => 401,
+                        Denied::Transport(_) | Denied::Forbidden(_) => 403,
+                    };
+                    return reply(Reply::Error {
+                        error: denied.message(),
+                        status: Some(status),
+                    });
+                }
+            };
             let attached = hub.attach_channel(subscriber, &name, start, |snapshot, out| {
                 let channel = String::from_utf8_lossy(&snapshot.name);
                 out.extend_from_slice(
@@ -281,23 +310,30 @@ async fn command(
                     .line(),
                 );
             });
-            if let Err(refused) = attached {
-                let error = match refused {
-                    Refused::TooManyChannels(n) => {
-                        format!("too many channels on this connection (at most {n})")
+            match attached {
+                Ok(()) => {
+                    // The connection ends when the token that granted this
+                    // channel expires; the client renews it and resumes.
+                    if let Some(at) = access::expiry(&granted) {
+                        hub.expire_at(subscriber.id, at);
                     }
-                    refused => refused.to_string(),
-                };
-                reply(Reply::Error { error: &error });
+                }
+                Err(refused) => {
+                    let error = match refused {
+                        Refused::TooManyChannels(n) => {
+                            format!("too many channels on this connection (at most {n})")
+                        }
+                        refused => refused.to_string(),
+                    };
+                    reply(Reply::error(&error));
+                }
             }
         }
         Command::Unsubscribe { channel } => {
             if hub.detach_channel(subscriber, channel.as_bytes()) {
                 reply(Reply::Unsubscribed { channel: &channel });
             } else {
-                reply(Reply::Error {
-                    error: "not subscribed to that channel",
-                });
+                reply(Reply::error("not subscribed to that channel"));
             }
         }
     }

@@ -39,7 +39,7 @@ if [ ! -x "$CHROMIUM_BIN" ]; then
     exit 1
 fi
 
-if [ ! -d "$here/node_modules/puppeteer-core" ]; then
+if [ ! -d "$here/node_modules/puppeteer-core" ] || [ ! -d "$here/node_modules/jsonwebtoken" ]; then
     # puppeteer-core downloads no browser
     (cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
 fi

@@ -190,13 +190,16 @@ export async function startPageServer(routes = {}, { tls = null } = {}) {
       res.end();
       return;
     }
-    const body = pages[pathname];
-    res.writeHead(body === undefined ? 404 : 200, {
-      'Content-Type': 'text/html; charset=utf-8',
+    // A route is a page's text, or a function of the request that
+    // answers { body, type } (a small backend, e.g. one that mints tokens).
+    const route = pages[pathname];
+    const answer = typeof route === 'function' ? route(req) : { body: route, type: 'text/html; charset=utf-8' };
+    res.writeHead(answer.body === undefined ? 404 : 200, {
+      'Content-Type': answer.type,
       'Cache-Control': 'no-store',
       'Origin-Agent-Cluster': '?0',
     });
-    res.end(body ?? 'not found');
+    res.end(answer.body ?? 'not found');
   };
   // With `tls` ({ key, cert } in PEM), the pages are served over https.
   const server = tls ? https.createServer(tls, handler) : http.createServer(handler);
