@@ -63,6 +63,8 @@
  *      c.on("message", function (m) { m.id, m.channel, m.text, m.ts });
  *      c.on("status", function (status) { ... });  // connecting/open/reconnecting/closed
  *      c.subscribe("other", { after: 41 }).then(...); c.close();
+ *      c.subscribe("room", { presence: true }); c.on("join", ...); c.members("room");
+ *      c.publish("room", "hi").then(function (id) { ... });  // token's publish claim
  *    See examples/README.md for the whole API.
  *
  * No build step: this file is plain ES5 and also valid module code;
@@ -382,10 +384,11 @@
     return chain;
   }
 
-  function Subscription(name, start, token) {
+  function Subscription(name, start, token, presence) {
     this.name = name;
     this.start = start; // { kind: 'live' | 'last' | 'after', n }
     this.token = token || null; // this channel's own token, if it has one
+    this.presence = !!presence; // also receive its members, joins and leaves
     // Highest id this subscription has covered: messages up to it were
     // delivered or are not wanted. null: not known yet; -1: everything the
     // server holds is new to us.
@@ -484,6 +487,7 @@
       var sub = subs[name];
       var frame = { type: 'subscribe', channel: name };
       if (sub.token) frame.token = sub.token;
+      if (sub.presence) frame.presence = true;
       if (sub.cursor !== null) {
         if (sub.cursor < 0) frame.history = true;
         else frame.after = sub.cursor;
@@ -535,6 +539,12 @@
     var specs = [];
     for (var i = 0; i < this.names.length; i++) specs.push(urlSpec(c._subs[this.names[i]]));
     var url = c.url + '/sse/' + specs.join('/') + '?hostid=' + encodeURIComponent(c.hostid) + c._tokenQuery(this.names, '&');
+    for (i = 0; i < this.names.length; i++) {
+      if (c._subs[this.names[i]].presence) {
+        url += '&presence=1';
+        break;
+      }
+    }
     try {
       this.es = new global.EventSource(url);
     } catch (e) {
@@ -560,6 +570,14 @@
     this.es.addEventListener('ping', function () {
       if (!self.dead) c._ping(self);
     });
+    var presence = function (ev) {
+      if (self.dead) return;
+      var data = parseJson(ev.data);
+      if (data) c._presence(self, ev.type, data);
+    };
+    this.es.addEventListener('presence', presence);
+    this.es.addEventListener('join', presence);
+    this.es.addEventListener('leave', presence);
     // EventSource would reconnect by itself; we reconnect with our own
     // backoff and cursors instead.
     this.es.onerror = function () {
@@ -669,7 +687,10 @@
    *                it saw, without losing a message
    * Events: message ({id, channel, text, ts}), status (status, reason),
    * transport (name, reason), subscribed ({channel, lastId}),
-   * unsubscribed ({channel}), ping, drop ({reason, opened, transport}), error (Error).
+   * unsubscribed ({channel}), ping, drop ({reason, opened, transport}), error (Error),
+   * and for channels subscribed with { presence: true } (WebSocket and SSE):
+   * presence ({channel, members}), join ({channel, member}), leave ({channel,
+   * member}); a member is { id, user, since }.
    */
   function Client(options) {
     Emitter.call(this);
@@ -705,6 +726,9 @@
     this.token = o.token || null;
     this.tokenProvider = typeof o.tokenProvider === 'function' ? o.tokenProvider : null;
     this._renewedAt = 0;
+    this._members = {}; // channel -> { member id: member }
+    this._pending = {}; // publish ref -> { d, channel, text, token, sent, renewed }
+    this._ref = 0;
     var channels = o.channels;
     if (channels) {
       if (typeof channels === 'string') channels = [channels];
@@ -758,7 +782,7 @@
       return d.promise;
     }
     var sub = this._subs[name];
-    if (!has(this._subs, name)) sub = this._subs[name] = new Subscription(name, parseStart(opts), opts && opts.token);
+    if (!has(this._subs, name)) sub = this._subs[name] = new Subscription(name, parseStart(opts), opts && opts.token, opts && opts.presence);
     if (sub.active) d.resolve({ channel: name, lastId: sub.lastId });
     else sub.waiters.push(d);
     if (this._conn) this._scheduleSync();
@@ -772,6 +796,7 @@
     var sub = this._subs[name];
     if (sub && has(this._subs, name)) {
       delete this._subs[name];
+      delete this._members[name];
       for (var i = 0; i < sub.waiters.length; i++) sub.waiters[i].reject(new Error('unsubscribed'));
       if (this._conn) this._scheduleSync();
       this.emit('unsubscribed', { channel: name });
@@ -834,6 +859,8 @@
     var open = this._openWaiters;
     this._openWaiters = [];
     for (var j = 0; j < open.length; j++) open[j].reject(new Error('closed'));
+    for (var ref in this._pending) if (has(this._pending, ref)) this._pending[ref].d.reject(new Error('closed'));
+    this._pending = {};
     this._setStatus('closed', 'closed by the page');
   };
 
@@ -957,6 +984,7 @@
     clearTimeout(this._stableTimer);
     this._stableTimer = setTimeout(function () { self._attempt = 0; }, this.stableAfter);
     this._setStatus('open');
+    this._flushPublishes();
     var waiters = this._openWaiters;
     this._openWaiters = [];
     for (var i = 0; i < waiters.length; i++) waiters[i].resolve(this);
@@ -976,6 +1004,7 @@
     if (conn !== this._conn) return;
     this._conn = null;
     this._stopTimers();
+    this._publishesLost(reason);
     var opened = conn.opened;
     for (var name in this._subs) {
       if (!has(this._subs, name)) continue;
@@ -1068,11 +1097,23 @@
         break;
       case 'unsubscribed':
         break;
+      case 'presence':
+      case 'join':
+      case 'leave':
+        this._presence(conn, f.type, f);
+        break;
+      case 'published':
+        this._published(f.ref, null, f.id);
+        break;
       case 'ping':
       case 'pong':
         this._ping(conn);
         break;
       case 'error':
+        if (f.ref != null && has(this._pending, f.ref)) {
+          this._published(f.ref, f, null);
+          break;
+        }
         this.emit('error', new Error(String(f.error)));
         // A refused token: renew it and come back (the connection's other
         // channels resume from their last id).
@@ -1153,6 +1194,126 @@
     });
   };
 
+  // ------------------------------------------------ presence and publishing
+
+  // A presence list, join or leave from the server.
+  Client.prototype._presence = function (conn, kind, data) {
+    if (conn !== this._conn || !data || typeof data.channel !== 'string' || !has(this._subs, data.channel)) return;
+    var channel = data.channel;
+    if (kind === 'presence') {
+      var all = {};
+      var list = data.members || [];
+      for (var i = 0; i < list.length; i++) all[list[i].id] = list[i];
+      this._members[channel] = all;
+      this.emit('presence', { channel: channel, members: this.members(channel) });
+      return;
+    }
+    var member = data.member;
+    if (!member || typeof member.id !== 'string') return;
+    var members = this._members[channel] || (this._members[channel] = {});
+    if (kind === 'join') members[member.id] = member;
+    else delete members[member.id];
+    this.emit(kind, { channel: channel, member: member });
+  };
+
+  /**
+   * Who is in a channel subscribed with { presence: true }: [{ id, user,
+   * since }], earliest first (each user once, however many tabs).
+   */
+  Client.prototype.members = function (channel) {
+    var members = this._members[channel] || {};
+    var out = [];
+    for (var id in members) if (has(members, id)) out.push(members[id]);
+    out.sort(function (a, b) { return a.since - b.since; });
+    return out;
+  };
+
+  /**
+   * Publish text on a channel over the WebSocket; the token's `publish`
+   * claim must cover the channel. Resolves with the message id; rejects
+   * with an Error whose `status` says why (401, 403, 413, 429, 503).
+   */
+  Client.prototype.publish = function (channel, text) {
+    var d = defer();
+    if (this._chain.indexOf('ws') < 0) {
+      d.reject(new Error('publishing needs the WebSocket transport'));
+      return d.promise;
+    }
+    var ref = ++this._ref;
+    this._pending[ref] = { d: d, channel: String(channel), text: String(text), token: null, sent: false, renewed: false };
+    if (this.status === 'idle' || this.status === 'closed') this.connect();
+    this._flushPublishes();
+    return d.promise;
+  };
+
+  // Send what waits for an open WebSocket.
+  Client.prototype._flushPublishes = function () {
+    var conn = this._conn;
+    for (var ref in this._pending) {
+      if (!has(this._pending, ref)) continue;
+      var p = this._pending[ref];
+      if (p.sent) continue;
+      if (!conn || !conn.opened || conn.dead) return;
+      if (conn.name !== 'ws') {
+        delete this._pending[ref];
+        p.d.reject(new Error('publishing needs the WebSocket transport (now ' + conn.name + ')'));
+        continue;
+      }
+      var frame = { type: 'publish', channel: p.channel, text: p.text, ref: Number(ref) };
+      var sub = this._subs[p.channel];
+      var token = p.token || (sub && sub.token);
+      if (token) frame.token = token;
+      p.sent = true;
+      conn.send(frame);
+    }
+  };
+
+  // The answer to a publish: an id, or an error frame.
+  Client.prototype._published = function (ref, error, id) {
+    if (ref == null || !has(this._pending, ref)) return;
+    var self = this;
+    var p = this._pending[ref];
+    if (!error) {
+      delete this._pending[ref];
+      p.d.resolve(id);
+      return;
+    }
+    // An expired token: renew it once and send again.
+    if (error.status === 401 && this.tokenProvider && !p.renewed) {
+      p.renewed = true;
+      p.sent = false;
+      var asked;
+      try {
+        asked = Promise.resolve(this.tokenProvider([p.channel]));
+      } catch (e) {
+        asked = Promise.reject(e);
+      }
+      asked.then(function (token) {
+        p.token = token;
+        self.token = token;
+        self._flushPublishes();
+      }, function (err) {
+        delete self._pending[ref];
+        p.d.reject(err instanceof Error ? err : new Error(String(err)));
+      });
+      return;
+    }
+    delete this._pending[ref];
+    var err = new Error(String(error.error));
+    err.status = error.status;
+    p.d.reject(err);
+  };
+
+  // The connection dropped: an answer that did not come may never come.
+  Client.prototype._publishesLost = function (reason) {
+    for (var ref in this._pending) {
+      if (!has(this._pending, ref) || !this._pending[ref].sent) continue;
+      var p = this._pending[ref];
+      delete this._pending[ref];
+      p.d.reject(new Error('connection lost before the answer (' + reason + '); the message may or may not have been published'));
+    }
+  };
+
   // ------------------------------------------------------ the legacy object
 
   var Meteor = {
@@ -1205,6 +1366,15 @@
     Client: Client,
     decodeLegacyText: decodeLegacyText,
     runLegacyScript: runLegacyScript,
+
+    /**
+     * NEW: publish over the legacy API's WebSocket (see Client.publish);
+     * only while Meteor.connection is a WebSocket client.
+     */
+    publish: function (channel, text) {
+      if (!Meteor.connection) return Promise.reject(new Error('not connected over a modern transport'));
+      return Meteor.connection.publish(channel, text);
+    },
 
     /** What the legacy API uses now: "ws", "sse", "poll" or the /push mode. */
     currentTransport: function () {

@@ -21,3 +21,6 @@ export const decodeLegacyText = Meteor.decodeLegacyText;
 export function client(options) {
   return Meteor.client(options);
 }
+export function publish(channel, text) {
+  return Meteor.publish(channel, text);
+}

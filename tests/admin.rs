@@ -1243,3 +1243,93 @@ async fn tokens_with_scopes_and_a_subscribe_token_secret_from_the_ui() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_channel_page_lists_who_is_present() {
+    let (server, mut browser) = signed_in().await;
+    let mut one = Stream::open(server.subscriber, "/sse/lounge?hostid=tab1").await;
+    let mut two = Stream::open(server.subscriber, "/push/tab2/xhrinteractive/lounge").await;
+    one.until(b"retry").await;
+    server.wait_subscribers("lounge", 2).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    let page = loop {
+        let page = html(&browser.get("/channels/lounge").await);
+        if page.contains("<strong>2</strong> present") {
+            break page;
+        }
+        assert!(std::time::Instant::now() < deadline, "{page}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        page.contains("host:tab1") && page.contains("host:tab2"),
+        "{page}"
+    );
+    assert!(
+        page.contains("sse on ") && page.contains("legacy on "),
+        "{page}"
+    );
+    two.until(b"<script>").await;
+    drop((one, two));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn webhooks_page_shows_dead_letters_and_retries_them_and_sends_a_test() {
+    use common::receiver::Receiver;
+    let mut receiver = Receiver::start().await;
+    let addr = receiver.addr;
+    let url = receiver.url();
+    receiver.take_down();
+    let (server, mut browser) = signed_in_with(&[
+        ("WebhookURL", url.as_str()),
+        ("WebhookSecret", "page test secret"),
+        ("WebhookEvents", "message_published"),
+        ("WebhookRetrySeconds", "1"),
+    ])
+    .await;
+    server.publish("letters", "undeliverable").await;
+    // Tried for a second with nobody there: a dead letter.
+    let queue = server.node.webhooks.queue.clone().unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    while queue.counts().unwrap().dead < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never became a dead letter"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let page = html(&browser.get("/webhooks").await);
+    assert!(page.contains("<strong>1</strong> dead letter"), "{page}");
+    assert!(page.contains("data-state=\"dead\""), "{page}");
+    assert!(
+        page.contains("message_published") && page.contains(&url),
+        "{page}"
+    );
+    assert!(
+        !page.contains("page test secret"),
+        "the secret stays hidden"
+    );
+    let row = queue.recent(None, 1).unwrap()[0].row.to_string();
+
+    // The application is back: retry by hand, and send a test event.
+    let receiver = Receiver::start_on(addr).await;
+    let retried = browser
+        .submit("/webhooks", "/webhooks/retry", &[("row", &row)])
+        .await;
+    assert_eq!(retried.status, 303);
+    let tested = browser.submit("/webhooks", "/webhooks/test", &[]).await;
+    assert_eq!(tested.status, 303);
+    let events = receiver
+        .wait_until("the retried message and the test", |e| e.len() >= 2)
+        .await;
+    let mut kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    kinds.sort();
+    assert_eq!(kinds, ["message_published", "test"]);
+    let page = html(&browser.get("/webhooks").await);
+    assert!(page.contains("<strong>0</strong> dead letters"), "{page}");
+    assert!(page.contains("<strong>2</strong> delivered"), "{page}");
+    server.stop().await;
+}

@@ -9,28 +9,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::tokens::node_mint;
+use common::ws::ws_connect;
 use common::{get, request, Stream, TestServer, WAIT};
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::Message as Frame;
 
 const SECRET: &str = "a secret shared with the backend";
-
-/// Run the token minter (tests/browser/lib/mint.mjs, Node's jsonwebtoken).
-fn node_mint(ask: &Value) -> String {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/lib/mint.mjs");
-    let out = std::process::Command::new("node")
-        .arg(script)
-        .arg(ask.to_string())
-        .output()
-        .unwrap_or_else(|e| panic!("these tests mint tokens with Node (node {script}): {e}"));
-    assert!(
-        out.status.success(),
-        "minting failed (run `npm ci` in tests/browser): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 fn now() -> u64 {
     meteord::hub::unix_now()
@@ -64,43 +48,6 @@ fn status_line(response: &[u8]) -> String {
         .next()
         .unwrap_or_default()
         .to_string()
-}
-
-async fn ws_connect(addr: SocketAddr, query: &str) -> Ws {
-    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws{query}"))
-        .await
-        .unwrap();
-    Ws(ws)
-}
-
-struct Ws(
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
-);
-
-impl Ws {
-    async fn send(&mut self, value: Value) {
-        self.0
-            .send(Frame::Text(value.to_string().into()))
-            .await
-            .unwrap();
-    }
-
-    /// The next JSON frame that is not a ping.
-    async fn next(&mut self) -> Value {
-        loop {
-            let frame = tokio::time::timeout(WAIT, self.0.next())
-                .await
-                .expect("a frame")
-                .expect("the connection is open")
-                .unwrap();
-            if let Frame::Text(text) = frame {
-                let value: Value = serde_json::from_str(text.as_str()).unwrap();
-                if value["type"] != "ping" {
-                    return value;
-                }
-            }
-        }
-    }
 }
 
 #[tokio::test]

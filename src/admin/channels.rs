@@ -148,6 +148,17 @@ struct SubscriberRow {
     since: u64,
 }
 
+/// A member of the channel (presence), over every node.
+struct MemberRow {
+    /// The user, empty for an anonymous member.
+    user: String,
+    key: String,
+    /// "websocket on node-a (host abc)", one per connection.
+    connections: Vec<String>,
+    /// Seconds since the epoch.
+    since: u64,
+}
+
 #[derive(Template)]
 #[template(path = "channel.html")]
 struct ChannelPage {
@@ -160,6 +171,7 @@ struct ChannelPage {
     last_id: Option<u64>,
     messages: Vec<MessageRow>,
     subscribers: Vec<SubscriberRow>,
+    members: Vec<MemberRow>,
     rule: Option<String>,
     /// The publish form's text after an error, and whether to escape.
     draft: String,
@@ -224,6 +236,25 @@ fn channel_page(admin: &Admin, viewer: &Viewer, name: &str) -> ChannelPage {
         })
         .collect();
     subscribers.sort_by_key(|s| s.id);
+    let members = admin
+        .node
+        .presence
+        .members(name.as_bytes())
+        .into_iter()
+        .map(|m| MemberRow {
+            user: m.user.clone().unwrap_or_default(),
+            connections: m
+                .connections
+                .iter()
+                .map(|c| match &c.host_id {
+                    Some(host) => format!("{} on {} (host {host})", c.transport, c.node),
+                    None => format!("{} on {}", c.transport, c.node),
+                })
+                .collect(),
+            key: m.key,
+            since: m.since / 1000,
+        })
+        .collect();
     ChannelPage {
         layout: viewer.layout(format!("Channel {name}"), "channels"),
         name: name.to_string(),
@@ -234,6 +265,7 @@ fn channel_page(admin: &Admin, viewer: &Viewer, name: &str) -> ChannelPage {
         last_id: summary.and_then(|s| s.last_id),
         messages,
         subscribers,
+        members,
         rule: hub.rule_for(name.as_bytes()).map(|r| r.pattern),
         draft: String::new(),
         escape: true,

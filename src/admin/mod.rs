@@ -10,11 +10,12 @@
 //! | `POST /logout` | end the session |
 //! | `GET /` | dashboard; `GET /live` streams a stats sample every second (SSE) |
 //! | `GET /channels` | channels, with search (`?q=`); `?open=<name>` goes to one |
-//! | `GET /channels/{name}` | cached messages, subscribers, publish form |
+//! | `GET /channels/{name}` | cached messages, members present, subscribers, publish form |
 //! | `POST /channels/{name}/publish`, `/clear`, `/kick` | publish, empty the cache, drop a subscriber |
 //! | `GET /channel-settings`, `POST /channel-settings`, `POST /channel-settings/delete` | channel rules |
 //! | `GET /settings`, `POST /settings`, `POST /settings/reset` | global settings |
 //! | `GET /tokens`, `POST /tokens`, `POST /tokens/{id}/revoke`, `POST /password` | API tokens, password |
+//! | `GET /webhooks`, `POST /webhooks/retry`, `POST /webhooks/test` | webhook deliveries, dead letters, a test event |
 //! | `POST /publishing` | pause or resume publishing |
 //! | `POST /update/check`, `POST /update/install` | look for an update; install it and restart |
 //! | `GET /static/{file}` | CSS, JavaScript, icon |
@@ -24,7 +25,7 @@
 //! token and must come from this origin.
 //!
 //! One file per page: `dashboard.rs`, `channels.rs`, `channel_settings.rs`,
-//! `settings.rs`, `tokens.rs`, `login.rs`, `setup.rs`, plus the dashboard's
+//! `settings.rs`, `tokens.rs`, `webhooks.rs`, `login.rs`, `setup.rs`, plus the dashboard's
 //! actions (`appliance.rs`) and live figures (`live.rs`).
 
 mod appliance;
@@ -39,6 +40,7 @@ mod settings;
 mod setup;
 mod tokens;
 mod view;
+mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -234,6 +236,9 @@ fn app(admin: Arc<Admin>) -> Router {
         .route("/tokens/{id}/revoke", post(tokens::revoke_token))
         .route("/tokens/secret", post(tokens::generate_secret))
         .route("/password", post(tokens::change_password))
+        .route("/webhooks", get(webhooks::page))
+        .route("/webhooks/retry", post(webhooks::retry))
+        .route("/webhooks/test", post(webhooks::test))
         .route("/publishing", post(appliance::set_publishing))
         .route("/update/check", post(appliance::check))
         .route("/update/install", post(appliance::install))

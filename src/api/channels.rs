@@ -119,6 +119,33 @@ pub async fn show(
     .into_response()
 }
 
+/// Who is in a channel now: for a token that may subscribe to it, or
+/// manage. A channel without members answers an empty list.
+pub async fn presence(
+    token: ApiToken,
+    State(node): State<Arc<Node>>,
+    Path(name): Path<String>,
+) -> Response {
+    if !token.0.may_on(Scope::Subscribe, name.as_bytes()) {
+        if let Err(refused) = token.require_on(Scope::Manage, &name) {
+            return refused;
+        }
+    }
+    let members = node.presence.members(name.as_bytes());
+    let connections: usize = members.iter().map(|m| m.connections.len()).sum();
+    let members: Vec<serde_json::Value> = members
+        .iter()
+        .map(crate::node::presence::member_detail)
+        .collect();
+    Json(json!({
+        "channel": name,
+        "count": members.len(),
+        "connections": connections,
+        "members": members,
+    }))
+    .into_response()
+}
+
 pub async fn clear(
     token: ApiToken,
     State(node): State<Arc<Node>>,

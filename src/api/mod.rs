@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | `POST /api/channels/{name}/messages` | publish | publish the body (text, or JSON `{"text": ..}`) → `201 {"id", "channel"}` |
 //! | `GET /api/channels/{name}` | subscribe or manage | one channel and its cached messages |
+//! | `GET /api/channels/{name}/presence` | subscribe or manage | its members (every node), with their connections |
 //! | `GET /api/channels` | manage | every channel with its counts |
 //! | `DELETE /api/channels/{name}/messages` | manage | empty its cache → `{"cleared": n}` |
 //! | `GET /api/stats` | manage | uptime, counters, subscribers by transport |
@@ -43,6 +44,7 @@ pub fn router() -> Router<Arc<Node>> {
     Router::new()
         .route("/api/channels", get(channels::list))
         .route("/api/channels/{name}", get(channels::show))
+        .route("/api/channels/{name}/presence", get(channels::presence))
         .route(
             "/api/channels/{name}/messages",
             axum::routing::post(channels::publish).delete(channels::clear),

@@ -15,9 +15,11 @@
 //!   engine: no Redis round trip per subscriber.
 //! - Each node announces itself and its subscriber counts every second
 //!   (`nodes.rs`); cluster-wide counts add those up.
+//! - Each node shares its presence members the same way (`presence.rs`).
 
 mod follow;
 mod nodes;
+pub mod presence;
 mod scripts;
 
 use std::net::SocketAddr;
@@ -548,6 +550,18 @@ impl Cluster {
         }
         totals.sort_by_key(|(s, _)| *s as usize);
         totals
+    }
+}
+
+/// The field/value pairs of an `HGETALL` reply (RESP2 array or RESP3 map).
+fn hash_pairs(reply: Value) -> Vec<(Value, Value)> {
+    match reply {
+        Value::Array(flat) => {
+            let mut flat = flat.into_iter();
+            std::iter::from_fn(|| Some((flat.next()?, flat.next()?))).collect()
+        }
+        Value::Map(pairs) => pairs,
+        _ => Vec::new(),
     }
 }
 

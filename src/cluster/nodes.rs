@@ -248,15 +248,7 @@ async fn beat(cluster: &Cluster, twins: &mut usize) -> Result<(), ClusterError> 
 
 fn subscriber_counts(reply: Value) -> HashMap<Bytes, usize> {
     let mut counts = HashMap::new();
-    let pairs: Vec<(Value, Value)> = match reply {
-        Value::Array(flat) => {
-            let mut flat = flat.into_iter();
-            std::iter::from_fn(|| Some((flat.next()?, flat.next()?))).collect()
-        }
-        Value::Map(pairs) => pairs,
-        _ => Vec::new(),
-    };
-    for (name, n) in pairs {
+    for (name, n) in super::hash_pairs(reply) {
         let (Value::BulkString(name), Value::BulkString(n)) = (name, n) else {
             continue;
         };

@@ -4,6 +4,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -13,7 +14,7 @@ use super::keys::{self, Scope};
 use super::resolve::Resolver;
 use super::values::{default_data_dir, default_log_directory, EngineKind, TlsKeyword, TlsMode};
 use super::{check_redis_url, host_name, redact_url, valid_node_name};
-use super::{Config, ConfigError, Setting, Source};
+use super::{Config, ConfigError, PublishRate, Setting, Source, WebhookEvent};
 
 impl Config {
     /// Build from every layer: admin UI > command line > file > default.
@@ -87,6 +88,12 @@ impl Config {
                 .map(PathBuf::from),
             authorize_url: http_url(&r, "AuthorizeURL")?,
             authorize_cache_seconds: r.number("AuthorizeCacheSeconds", None)?,
+            presence_leave_delay: Duration::from_secs(r.number("PresenceLeaveDelay", None)?),
+            client_publish_rate: publish_rate(&r)?,
+            webhook_urls: webhook_urls(&r)?,
+            webhook_secret: r.trimmed("WebhookSecret"),
+            webhook_events: webhook_events(&r)?,
+            webhook_retry: Duration::from_secs(r.number("WebhookRetrySeconds", None)?),
             max_connections_per_ip: r.number("MaxConnectionsPerIP", None)?,
             max_channels: r.number("MaxChannels", None)? as usize,
             max_channels_per_subscription: r.number("MaxChannelsPerSubscription", None)?.max(1)
@@ -239,6 +246,71 @@ fn patterns(r: &Resolver, key: &str) -> Result<Vec<String>, ConfigError> {
         )),
         None => Ok(patterns),
     }
+}
+
+/// ClientPublishRate: `rate` or `rate burst` (the burst is at least the
+/// rate, and twice it when not given).
+fn publish_rate(r: &Resolver) -> Result<PublishRate, ConfigError> {
+    let value = r.trimmed("ClientPublishRate");
+    let numbers: Vec<Option<u32>> = value.split_whitespace().map(|n| n.parse().ok()).collect();
+    let bad = || {
+        r.invalid(
+            "ClientPublishRate",
+            None,
+            "expected a rate and an optional burst, such as '10 20'",
+        )
+    };
+    match numbers.as_slice() {
+        [Some(rate)] => Ok(PublishRate {
+            per_second: *rate,
+            burst: rate.saturating_mul(2),
+        }),
+        [Some(rate), Some(burst)] => Ok(PublishRate {
+            per_second: *rate,
+            burst: (*burst).max(*rate),
+        }),
+        _ => Err(bad()),
+    }
+}
+
+/// WebhookURL: http(s) URLs, space-separated.
+fn webhook_urls(r: &Resolver) -> Result<Vec<String>, ConfigError> {
+    let urls: Vec<String> = r
+        .trimmed("WebhookURL")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    match urls
+        .iter()
+        .find(|u| !(u.starts_with("http://") || u.starts_with("https://")))
+    {
+        Some(bad) => Err(r.invalid(
+            "WebhookURL",
+            None,
+            &format!("'{bad}' is not an http:// or https:// URL"),
+        )),
+        None => Ok(urls),
+    }
+}
+
+/// WebhookEvents: event names, space-separated.
+fn webhook_events(r: &Resolver) -> Result<Vec<WebhookEvent>, ConfigError> {
+    let mut events = Vec::new();
+    for name in r.trimmed("WebhookEvents").split_whitespace() {
+        match WebhookEvent::from_name(name) {
+            Some(event) if !events.contains(&event) => events.push(event),
+            Some(_) => {}
+            None => {
+                let known: Vec<&str> = WebhookEvent::ALL.iter().map(|e| e.name()).collect();
+                return Err(r.invalid(
+                    "WebhookEvents",
+                    None,
+                    &format!("'{name}' is not one of {}", known.join(", ")),
+                ));
+            }
+        }
+    }
+    Ok(events)
 }
 
 /// An http(s) URL, or nothing.

@@ -76,6 +76,12 @@ pub const KEYS: &[Key] = &[
         help: "Rendered once per requested channel into ~channelinfo~ (~name~, ~lastMsgID~, ~messageCount~, ~subscriberCount~)",
     },
     Key {
+        name: "ClientPublishRate",
+        default: "10 20",
+        scope: Scope::Global,
+        help: "Messages a second one browser connection may publish over the WebSocket (its token's publish claim must cover the channel), and the burst it may send at once: '10 20' (0: browsers may not publish)",
+    },
+    Key {
         name: "ConfigFileLocation",
         default: "/etc/meteord.conf",
         scope: Scope::Global,
@@ -322,6 +328,12 @@ pub const KEYS: &[Key] = &[
         help: "With TLS on: also serve plain HTTP on this port of SubscriberIP, for legacy clients (0: none)",
     },
     Key {
+        name: "PresenceLeaveDelay",
+        default: "5",
+        scope: Scope::Global,
+        help: "Seconds a member whose last connection closed still counts as present, so that a reload or a long-poll reconnect is not a leave and a join",
+    },
+    Key {
         name: "PrivateChannels",
         default: "",
         scope: Scope::Global,
@@ -417,6 +429,30 @@ pub const KEYS: &[Key] = &[
         scope: Scope::Global,
         help: "URL of the release manifest (JSON) updates come from; empty: updating is off",
     },
+    Key {
+        name: "WebhookEvents",
+        default: "channel_occupied channel_vacated member_joined member_left",
+        scope: Scope::Global,
+        help: "Events sent to WebhookURL: channel_occupied, channel_vacated, member_joined, member_left, message_published (space-separated)",
+    },
+    Key {
+        name: "WebhookRetrySeconds",
+        default: "3600",
+        scope: Scope::Global,
+        help: "How long a webhook delivery the application did not accept is retried, with growing pauses, before it becomes a dead letter shown in the admin UI",
+    },
+    Key {
+        name: "WebhookSecret",
+        default: "",
+        scope: Scope::Global,
+        help: "The secret that signs webhook deliveries: X-Meteord-Signature: sha256=<hex HMAC-SHA256 of the body> (empty: unsigned)",
+    },
+    Key {
+        name: "WebhookURL",
+        default: "",
+        scope: Scope::Global,
+        help: "The application's URLs (space-separated) that receive events as signed JSON POSTs (empty: no webhooks)",
+    },
 ];
 
 /// The key with exactly this name (case-sensitive, as in config files).
@@ -490,7 +526,7 @@ pub const PATH_KEYS: &[&str] = &[
 ];
 
 /// Keys whose values are secrets: never shown in pages or logs.
-pub const SECRET_KEYS: &[&str] = &["TokenSecret"];
+pub const SECRET_KEYS: &[&str] = &["TokenSecret", "WebhookSecret"];
 
 /// May the admin UI change this key? Global keys only; not help, nor the
 /// files and directories the server uses ([`PATH_KEYS`]), nor the log

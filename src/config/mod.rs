@@ -166,6 +166,49 @@ pub struct Mode {
     pub max_time: u64,
 }
 
+/// Messages a second a browser connection may publish, and how many at
+/// once (`per_second` 0: browsers may not publish).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublishRate {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+/// The events webhooks can carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WebhookEvent {
+    ChannelOccupied,
+    ChannelVacated,
+    MemberJoined,
+    MemberLeft,
+    MessagePublished,
+}
+
+impl WebhookEvent {
+    pub const ALL: [WebhookEvent; 5] = [
+        WebhookEvent::ChannelOccupied,
+        WebhookEvent::ChannelVacated,
+        WebhookEvent::MemberJoined,
+        WebhookEvent::MemberLeft,
+        WebhookEvent::MessagePublished,
+    ];
+
+    /// The name in `WebhookEvents` and in a delivery's `event`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            WebhookEvent::ChannelOccupied => "channel_occupied",
+            WebhookEvent::ChannelVacated => "channel_vacated",
+            WebhookEvent::MemberJoined => "member_joined",
+            WebhookEvent::MemberLeft => "member_left",
+            WebhookEvent::MessagePublished => "message_published",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<WebhookEvent> {
+        WebhookEvent::ALL.into_iter().find(|e| e.name() == name)
+    }
+}
+
 /// The whole, typed configuration.
 #[derive(Debug)]
 pub struct Config {
@@ -198,6 +241,18 @@ pub struct Config {
     pub authorize_url: String,
     /// How long one callback answer is reused.
     pub authorize_cache_seconds: u64,
+    /// How long a member whose last connection closed still counts.
+    pub presence_leave_delay: std::time::Duration,
+    /// What one browser connection may publish.
+    pub client_publish_rate: PublishRate,
+    /// The application's webhook URLs (none: no webhooks).
+    pub webhook_urls: Vec<String>,
+    /// Signs webhook deliveries (a secret: never log it; empty: unsigned).
+    pub webhook_secret: String,
+    /// The events sent to the webhook URLs.
+    pub webhook_events: Vec<WebhookEvent>,
+    /// How long a delivery is retried before it is a dead letter.
+    pub webhook_retry: std::time::Duration,
     /// Where the TLS certificate comes from, if TLS is on.
     pub tls: TlsMode,
     /// With TLS on, also TLS on the control port.

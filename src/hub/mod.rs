@@ -17,12 +17,14 @@
 //! | `publish.rs` | publish, apply (cluster), restore, persistence hooks |
 //! | `subscribe.rs` | subscribe, attach/detach a channel, kick |
 //! | `upkeep.rs` | limits and rules, clearing, aging, pings, deadlines |
+//! | `presence.rs` | notices of subscribers coming and going, for presence |
 //! | `state.rs` | what the lock guards |
 //! | `feed.rs`, `subscriber.rs` | how a message reaches a subscriber's task |
 //! | `rules.rs`, `transport.rs`, `message.rs`, `stats.rs` | the values involved |
 
 mod feed;
 mod message;
+pub mod presence;
 mod publish;
 mod rules;
 mod state;

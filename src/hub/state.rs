@@ -10,6 +10,7 @@ use indexmap::IndexMap;
 
 use super::feed::{Entry, Feed};
 use super::message::framing_key;
+use super::presence::{Notice, Report};
 use super::{ChannelSnapshot, Framing, Message, Start, Subscriber};
 
 #[derive(Default)]
@@ -131,6 +132,8 @@ pub(super) struct State {
     pub(super) members: HashMap<u64, Member>,
     /// Host id → the persistent subscriber currently using it.
     pub(super) hosts: HashMap<Bytes, u64>,
+    /// Where attaches and detaches are reported (presence), if anywhere.
+    pub(super) notices: Option<Report>,
 }
 
 impl State {
@@ -141,6 +144,7 @@ impl State {
         let member = self.members.remove(&id)?;
         member.subscriber.detach_feeds();
         for name in &member.channels {
+            self.notify_detached(name, id);
             if let Some(channel) = self.channels.get_mut(name) {
                 channel.remove_subscriber(id);
                 if channel.is_idle() {
@@ -154,6 +158,26 @@ impl State {
             }
         }
         Some(member.subscriber)
+    }
+
+    /// Report a subscriber attached to a channel.
+    pub(super) fn notify_attached(&self, channel: &Bytes, subscriber: &Arc<Subscriber>) {
+        if let Some(report) = &self.notices {
+            report(Notice::Attached {
+                channel: channel.clone(),
+                subscriber: subscriber.clone(),
+            });
+        }
+    }
+
+    /// Report a subscriber detached from a channel.
+    pub(super) fn notify_detached(&self, channel: &Bytes, id: u64) {
+        if let Some(report) = &self.notices {
+            report(Notice::Detached {
+                channel: channel.clone(),
+                id,
+            });
+        }
     }
 
     pub(super) fn mark_dirty(&mut self, name: &Bytes) {

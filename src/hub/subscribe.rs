@@ -131,6 +131,7 @@ impl Hub {
                     .entry(name.clone())
                     .or_default()
                     .add_subscriber(&subscriber);
+                state.notify_attached(name, &subscriber);
             }
             if let Some(host) = subscriber.info.host_id.as_ref().filter(|_| takes_host) {
                 state.hosts.insert(host.clone(), id);
@@ -201,6 +202,7 @@ impl Hub {
             }
         }
         channel.add_subscriber(subscriber);
+        state.notify_attached(name, subscriber);
         drop(guard);
         if served > 0 {
             self.stats.add(Stat::MessagesServed, served);
@@ -233,6 +235,7 @@ impl Hub {
             }
             channel.remove_subscriber(subscriber.id);
         }
+        state.notify_detached(&name, subscriber.id);
         state.expire_if_idle(&name);
         true
     }

@@ -23,7 +23,7 @@ use super::Node;
 use crate::hub::Transport;
 use crate::jwt::{looks_like_jwt, Verifier};
 use crate::names::glob_match;
-use crate::store::accounts::Scope;
+use crate::store::accounts::{Scope, TokenRights};
 
 /// What a subscriber brings to prove who it is.
 #[derive(Debug, Clone, Default)]
@@ -178,6 +178,40 @@ impl Node {
         }
     }
 
+    /// May a browser holding `token` publish to `channel`? A signed token
+    /// needs a `publish` claim that covers it; an API token, the `publish`
+    /// scope on it.
+    pub async fn may_publish(&self, token: Option<&str>, channel: &[u8]) -> Result<(), Denied> {
+        let name = String::from_utf8_lossy(channel);
+        let Some(token) = token else {
+            return Err(Denied::Unauthorized(
+                "publishing needs a token that grants it".into(),
+            ));
+        };
+        if looks_like_jwt(token) {
+            let grant = self
+                .verifier
+                .load()
+                .verify(token, crate::hub::unix_now())
+                .map_err(|e| Denied::Unauthorized(e.to_string()))?;
+            return if grant.may_publish(channel) {
+                Ok(())
+            } else {
+                Err(Denied::Forbidden(format!(
+                    "the token does not let you publish to channel '{name}'"
+                )))
+            };
+        }
+        let rights = self.api_token_rights(token).await?;
+        if rights.may_on(Scope::Publish, channel) {
+            Ok(())
+        } else {
+            Err(Denied::Forbidden(format!(
+                "that API token may not publish to channel '{name}'"
+            )))
+        }
+    }
+
     fn admit_signed(&self, token: &str, private: &[&Bytes]) -> Result<Granted, Denied> {
         let grant = self
             .verifier
@@ -197,19 +231,24 @@ impl Node {
         })
     }
 
-    async fn admit_api_token(&self, token: &str, private: &[&Bytes]) -> Result<Granted, Denied> {
+    /// What an API token may do (looked up on the blocking pool).
+    async fn api_token_rights(&self, token: &str) -> Result<TokenRights, Denied> {
         let Some(accounts) = self.accounts.clone() else {
             return Err(Denied::Unauthorized(
                 "the database is unavailable, so no API token can be checked".into(),
             ));
         };
         let secret = token.to_string();
-        let rights = tokio::task::spawn_blocking(move || accounts.check_token(&secret))
+        tokio::task::spawn_blocking(move || accounts.check_token(&secret))
             .await
             .ok()
             .and_then(Result::ok)
             .flatten()
-            .ok_or_else(|| Denied::Unauthorized("that token is not valid".into()))?;
+            .ok_or_else(|| Denied::Unauthorized("that token is not valid".into()))
+    }
+
+    async fn admit_api_token(&self, token: &str, private: &[&Bytes]) -> Result<Granted, Denied> {
+        let rights = self.api_token_rights(token).await?;
         if let Some(channel) = private.iter().find(|c| !rights.may_on(Scope::Subscribe, c)) {
             return Err(Denied::Forbidden(format!(
                 "that API token may not subscribe to channel '{}'",

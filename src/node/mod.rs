@@ -11,10 +11,12 @@ pub mod access;
 mod authorize;
 mod engine;
 pub mod listen;
+pub mod presence;
 mod publish;
 mod settings;
 pub mod stats;
 pub mod web;
+pub mod webhooks;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -34,6 +36,11 @@ use crate::update::Updates;
 pub use engine::Engine;
 pub use listen::Clients;
 pub use publish::{Ack, PublishError, MAX_TEXT};
+
+/// What a task takes once from its part of the node (its receiver).
+fn take_once<T>(slot: &Mutex<Option<T>>) -> Option<T> {
+    slot.lock().unwrap_or_else(|e| e.into_inner()).take()
+}
 
 /// Put the configuration's cache and channel limits in force in the hub.
 fn limits_in_force(hub: &Hub, config: &Config) {
@@ -82,6 +89,10 @@ pub struct Node {
     verifier: ArcSwap<crate::jwt::Verifier>,
     /// The authorize callback's recent decisions.
     authorizations: authorize::Authorizations,
+    /// Who is in each channel.
+    pub presence: presence::Presence,
+    /// Events on their way to the application.
+    pub webhooks: webhooks::Webhooks,
 }
 
 /// What a node is made of; the process layer opens each part.
@@ -98,11 +109,18 @@ pub struct Parts {
     pub setup_code: Option<String>,
     /// Built from the configuration's token keys ([`access::verifier`]).
     pub verifier: crate::jwt::Verifier,
+    /// The database's webhook queue.
+    pub deliveries: Option<Arc<crate::store::webhooks::Deliveries>>,
 }
 
 impl Node {
     pub fn new(parts: Parts) -> Node {
         limits_in_force(&parts.hub, &parts.config);
+        let presence = presence::Presence::new(
+            &parts.hub,
+            &parts.config.node_name,
+            parts.config.presence_leave_delay,
+        );
         Node {
             hub: parts.hub,
             config: ArcSwap::from_pointee(parts.config),
@@ -121,6 +139,8 @@ impl Node {
             setup_code: Mutex::new(parts.setup_code),
             verifier: ArcSwap::from_pointee(parts.verifier),
             authorizations: Default::default(),
+            presence,
+            webhooks: webhooks::Webhooks::new(parts.deliveries),
         }
     }
 

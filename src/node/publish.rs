@@ -9,6 +9,7 @@ use tracing::debug;
 
 use super::engine::Engine;
 use super::Node;
+use crate::config::WebhookEvent;
 use crate::names::is_space;
 
 /// The longest message text any publisher may send (a control line must
@@ -63,6 +64,8 @@ impl Node {
             .iter()
             .map(|(channel, text)| self.acceptable(channel.as_ref(), text.as_ref()).map(|()| 0))
             .collect();
+        // Told to the application by the node that publishes (once).
+        let hook = self.wants_webhook(WebhookEvent::MessagePublished);
         match &self.engine {
             Engine::Memory => {
                 let mut last = None;
@@ -73,6 +76,9 @@ impl Node {
                         let (channel, text) = (channel.as_ref(), text.as_ref());
                         *id = self.hub.publish(channel, Bytes::copy_from_slice(text));
                         last = Some(*id);
+                        if hook {
+                            self.message_webhook(channel, *id, text);
+                        }
                         debug!(channel = %String::from_utf8_lossy(channel), id, "message published");
                     }
                 }
@@ -92,16 +98,35 @@ impl Node {
                     })
                     .collect();
                 let mut stored = cluster.publish_many(&admitted).await.into_iter();
+                let mut admitted = admitted.iter();
                 for answer in answers.iter_mut().filter(|a| a.is_ok()) {
+                    let message = admitted.next();
                     *answer = match stored.next() {
                         Some(Ok(id)) => Ok(id),
                         Some(Err(e)) => Err(PublishError::Unavailable(e.to_string())),
                         None => Err(PublishError::Unavailable("no answer from Redis".into())),
                     };
+                    if let (true, Ok(id), Some((channel, text))) = (hook, &answer, message) {
+                        self.message_webhook(channel, *id, text);
+                    }
                 }
             }
         }
         answers
+    }
+
+    /// Tell the webhooks a message was published.
+    fn message_webhook(&self, channel: &[u8], id: u64, text: &[u8]) {
+        let mut detail = serde_json::Map::new();
+        detail.insert(
+            "message".into(),
+            serde_json::json!({
+                "id": id,
+                "text": String::from_utf8_lossy(text),
+                "ts": crate::hub::unix_now(),
+            }),
+        );
+        self.emit_webhook(WebhookEvent::MessagePublished, channel, detail);
     }
 
     /// The checks every message passes, whoever sends it.

@@ -52,6 +52,7 @@ impl Node {
             );
         }
         super::limits_in_force(&self.hub, &config);
+        self.presence.set_grace(config.presence_leave_delay);
         // A token key that cannot be read keeps the one in force.
         match super::access::verifier(&config) {
             Ok(verifier) => self.verifier.store(Arc::new(verifier)),

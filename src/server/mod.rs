@@ -105,7 +105,11 @@ impl Server {
             config.max_messages_per_channel,
             config.max_message_age,
         ));
-        let (store, accounts) = open::open_store(&config);
+        let open::Opened {
+            store,
+            accounts,
+            deliveries,
+        } = open::open_store(&config);
         let (ui_settings, config) = match &accounts {
             Some(accounts) => open::saved_settings(accounts, &args, config, &hub),
             None => (LegacyArgs::default(), config),
@@ -146,6 +150,7 @@ impl Server {
             engine,
             setup_code,
             verifier,
+            deliveries,
         }));
         Ok(Server {
             node,
@@ -246,6 +251,8 @@ impl Server {
         if let Some(admin) = self.admin {
             loops.spawn(crate::admin::serve(admin, node.clone()));
         }
+        loops.spawn(crate::node::presence::run(node.clone()));
+        loops.spawn(crate::node::webhooks::run(node.clone()));
         loops.spawn(upkeep::housekeeping(node.clone()));
         loops.spawn(upkeep::pings(node.clone()));
 

@@ -12,17 +12,32 @@ use crate::config::{Config, EngineKind, LegacyArgs, Persistence};
 use crate::hub::{ChannelRules, Hub, Message};
 use crate::store::accounts::Accounts;
 use crate::store::persist::Persister;
+use crate::store::webhooks::Deliveries;
 use crate::store::{IdCeiling, Store};
 
-/// Open the database in the data directory and its accounts. A database
-/// that cannot be opened is logged and the server runs without one.
-pub(super) fn open_store(config: &Config) -> (Option<Store>, Option<Arc<Accounts>>) {
+/// What the database gives a node.
+pub(super) struct Opened {
+    pub store: Option<Store>,
+    pub accounts: Option<Arc<Accounts>>,
+    pub deliveries: Option<Arc<Deliveries>>,
+}
+
+/// Open the database in the data directory, its accounts and webhook
+/// queue. A database that cannot be opened is logged and the server runs
+/// without one.
+pub(super) fn open_store(config: &Config) -> Opened {
     let dir = &config.data_directory;
     let (store, note) = match Store::open(dir) {
         Ok(opened) => opened,
         Err(e) => {
-            error!("running without a database (no persistence, no admin accounts): {e}");
-            return (None, None);
+            error!(
+                "running without a database (no persistence, no admin accounts, no webhooks): {e}"
+            );
+            return Opened {
+                store: None,
+                accounts: None,
+                deliveries: None,
+            };
         }
     };
     if let Some(note) = note {
@@ -35,7 +50,18 @@ pub(super) fn open_store(config: &Config) -> (Option<Store>, Option<Arc<Accounts
             None
         }
     };
-    (Some(store), accounts)
+    let deliveries = match Deliveries::open(store.path()) {
+        Ok(deliveries) => Some(Arc::new(deliveries)),
+        Err(e) => {
+            error!("webhooks unavailable: {e}");
+            None
+        }
+    };
+    Opened {
+        store: Some(store),
+        accounts,
+        deliveries,
+    }
 }
 
 /// Settings saved in the admin UI, put over the configuration, and the

@@ -5,7 +5,7 @@
 //! SHA-256 hashes, so the database never holds a usable secret.
 
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 use std::time::Duration;
 
 use argon2::password_hash::rand_core::{OsRng, RngCore};
@@ -15,6 +15,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::db::Db;
 use super::StoreError;
 use crate::hub::{unix_now, ChannelRule, Transport};
 
@@ -112,8 +113,7 @@ fn patterns_of(text: &str) -> Vec<String> {
 }
 
 pub struct Accounts {
-    conn: Mutex<Connection>,
-    path: String,
+    db: Db,
 }
 
 /// A random secret: 32 bytes, hex (for a TokenSecret, say).
@@ -140,27 +140,17 @@ impl Accounts {
     /// Open the accounts of the database at `path` (already migrated by
     /// [`super::Store::open`]).
     pub fn open(path: &Path) -> Result<Accounts, StoreError> {
-        let name = path.display().to_string();
-        let conn = Connection::open(path).map_err(|source| StoreError::Sqlite {
-            path: name.clone(),
-            source,
-        })?;
-        let _ = conn.busy_timeout(Duration::from_secs(5));
         Ok(Accounts {
-            conn: Mutex::new(conn),
-            path: name,
+            db: Db::open(path)?,
         })
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+        self.db.conn()
     }
 
     fn error(&self, source: rusqlite::Error) -> StoreError {
-        StoreError::Sqlite {
-            path: self.path.clone(),
-            source,
-        }
+        self.db.error(source)
     }
 
     /// Has anyone set an admin password yet?

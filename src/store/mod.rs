@@ -7,9 +7,11 @@
 
 pub mod accounts;
 mod ceiling;
+mod db;
 pub mod persist;
 pub mod private;
 pub mod setup_code;
+pub mod webhooks;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -104,6 +106,23 @@ const MIGRATIONS: &[&str] = &[
     // keep the full power they had.
     "ALTER TABLE api_tokens ADD COLUMN scopes TEXT NOT NULL DEFAULT 'publish subscribe manage';
      ALTER TABLE api_tokens ADD COLUMN channels TEXT NOT NULL DEFAULT '*';",
+    // 4: webhook deliveries, kept until the application takes them.
+    "CREATE TABLE webhook_deliveries (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id TEXT NOT NULL,
+        url TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        event TEXT NOT NULL,
+        body BLOB NOT NULL,
+        created INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_try INTEGER NOT NULL,
+        first_try INTEGER,
+        state TEXT NOT NULL DEFAULT 'pending',
+        last_result TEXT,
+        finished INTEGER
+     );
+     CREATE INDEX webhook_deliveries_queue ON webhook_deliveries(state, url, channel, id);",
 ];
 
 /// An open database.

@@ -13,6 +13,7 @@ pub mod body;
 pub mod framing;
 pub mod http;
 pub mod poll;
+pub mod publisher;
 pub mod push;
 pub mod request;
 pub mod sse;

@@ -6,6 +6,10 @@
 //! id, which is exact because ids are global and delivered in order.
 //!
 //! Each message is one event: `id: <id>` and one `data:` line of JSON.
+//!
+//! With `?presence=1` the stream also carries each channel's members
+//! (`event: presence`, `data: {"channel","members"}`) and then
+//! `event: join` / `event: leave` (`data: {"channel","member"}`).
 
 use std::sync::{Arc, LazyLock};
 
@@ -21,6 +25,7 @@ use super::framing::write_json;
 use super::streams::{self, Ask};
 use super::transports::Routes;
 use crate::hub::{Farewell, Framing, Message, Subscription, Transport};
+use crate::node::presence::Style;
 use crate::node::web::PeerAddr;
 use crate::node::Node;
 
@@ -76,6 +81,8 @@ pub struct SseQuery {
     token: Option<String>,
     #[serde(rename = "lastEventId")]
     last_event_id: Option<u64>,
+    /// `1`: also send presence.
+    presence: Option<String>,
 }
 
 pub async fn handler(
@@ -128,6 +135,12 @@ pub async fn handler(
     );
     if let Err(refused) = subscribed {
         return streams::refused_by_hub(refused);
+    }
+    if matches!(query.presence.as_deref(), Some("1" | "true")) {
+        for (name, _) in &channels {
+            node.presence
+                .watch(name.clone(), subscriber.clone(), Style::Sse);
+        }
     }
     streams::response(subscriber, hub, "text/event-stream")
 }

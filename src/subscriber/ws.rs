@@ -3,20 +3,30 @@
 //! Client to server (text frames):
 //! - `{"type":"subscribe","channel":"c"}`, optionally with `"after": <id>`
 //!   (messages with a greater id), `"last": <n>` or `"history": true`;
+//!   (messages with a greater id), `"last": <n>` or `"history": true`, and
+//!   `"presence": true` for the channel's members and their comings and
+//!   goings;
 //! - `{"type":"unsubscribe","channel":"c"}`;
+//! - `{"type":"publish","channel":"c","text":"..","ref":<any>}`, allowed by
+//!   the token's `publish` claim (or an API token's `publish` scope) and
+//!   `ClientPublishRate`;
 //! - `{"type":"ping"}`.
 //!
 //! Server to client: `{"type":"subscribed","channel":"c","last_id":<id|null>}`
 //! before that channel's backlog, `{"type":"message","id":..,"channel":..,
 //! "text":..,"ts":..}`, `{"type":"unsubscribed","channel":"c"}`,
+//! `{"type":"presence","channel":"c","members":[..]}` then
+//! `{"type":"join"|"leave","channel":"c","member":{"id","user","since"}}`,
+//! `{"type":"published","channel":"c","id":<id>,"ref":..}`,
 //! `{"type":"pong"}`, `{"type":"ping"}` every PingInterval,
-//! `{"type":"error","error":".."}` for a bad command (the connection stays),
-//! and `{"type":"close","reason":"shutdown"}` before the server closes.
+//! `{"type":"error","error":"..","status":..,"ref":..}` for a command that
+//! failed (the connection stays), and `{"type":"close","reason":"shutdown"}`
+//! before the server closes.
 
 use std::future::poll_fn;
 use std::sync::{Arc, LazyLock};
 
-use axum::extract::ws::{Message as Frame, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message as Frame, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -27,6 +37,7 @@ use serde::{Deserialize, Serialize};
 
 use super::access;
 use super::framing::write_json;
+use super::publisher::Publisher;
 use super::streams::{resume_after, subscriber_info};
 use super::transports::Routes;
 use super::writer::WRITE_STALL;
@@ -36,8 +47,9 @@ use crate::hub::{
 };
 use crate::names::{valid_channel_name, valid_host_id, CHANNEL_NAME_RULE};
 use crate::node::access::{Credentials, Denied};
+use crate::node::presence::Style;
 use crate::node::web::{bad_request, PeerAddr};
-use crate::node::Node;
+use crate::node::{Node, MAX_TEXT};
 
 pub const ROUTES: Routes = Routes {
     transport: Transport::WebSocket,
@@ -50,8 +62,9 @@ fn router() -> Router<Arc<Node>> {
     Router::new().route("/ws", get(handler))
 }
 
-/// Largest frame a client may send.
-const MAX_CLIENT_FRAME: usize = 64 * 1024;
+/// Largest frame a client may send: a published message of the largest
+/// size, with room for its JSON escapes.
+const MAX_CLIENT_FRAME: usize = 2 * MAX_TEXT;
 
 /// One JSON object per line; the connection sends each line as a text
 /// frame.
@@ -104,9 +117,21 @@ pub enum Command {
         history: bool,
         /// A token for this channel (else the connection's).
         token: Option<String>,
+        /// Also send the channel's members, then joins and leaves.
+        #[serde(default)]
+        presence: bool,
     },
     Unsubscribe {
         channel: String,
+    },
+    Publish {
+        channel: String,
+        text: String,
+        /// Echoed in the answer, to match it to the request.
+        #[serde(default, rename = "ref")]
+        reference: Option<serde_json::Value>,
+        /// A token for this channel (else the connection's).
+        token: Option<String>,
     },
     Ping,
 }
@@ -121,13 +146,23 @@ enum Reply<'a> {
     Unsubscribed {
         channel: &'a str,
     },
+    Published {
+        channel: &'a str,
+        id: u64,
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<&'a serde_json::Value>,
+    },
     Pong,
     Error {
         error: &'a str,
-        /// 401 (no valid credential) or 403 (not granted), for a refused
-        /// subscription.
+        /// 401 (no valid credential), 403 (not granted), 413 (too long),
+        /// 429 (too fast), 503 (cannot publish now).
         #[serde(skip_serializing_if = "Option::is_none")]
         status: Option<u16>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        channel: Option<&'a str>,
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<&'a serde_json::Value>,
     },
 }
 
@@ -136,6 +171,8 @@ impl<'a> Reply<'a> {
         Reply::Error {
             error,
             status: None,
+            channel: None,
+            reference: None,
         }
     }
 }
@@ -196,6 +233,7 @@ async fn session(
         },
         |_, _| {},
     );
+    let mut publisher = Publisher::default();
     loop {
         tokio::select! {
             next = poll_fn(|cx| subscriber.poll_next(cx)) => match next {
@@ -213,12 +251,22 @@ async fn session(
             received = socket.recv() => match received {
                 Some(Ok(Frame::Text(text))) => {
                     hub.stats.add(Stat::TotalInboundBytes, text.len() as u64);
-                    command(text.as_str(), &subscriber, &node, &credentials).await;
+                    command(text.as_str(), &subscriber, &node, &credentials, &mut publisher).await;
                 }
                 Some(Ok(Frame::Binary(_))) => {
                     subscriber.push_raw(&Reply::error("binary frames are not understood; send JSON text").line());
                 }
-                Some(Ok(Frame::Close(_))) | Some(Err(_)) | None => break,
+                Some(Err(e)) => {
+                    // Say why before closing: a frame too large, or broken.
+                    let reason = e.to_string();
+                    let code = if reason.contains("too long") { 1009 } else { 1002 };
+                    let _ = tokio::time::timeout(WRITE_STALL, socket.send(Frame::Close(Some(CloseFrame {
+                        code,
+                        reason: reason.chars().take(120).collect::<String>().into(),
+                    })))).await;
+                    break;
+                }
+                Some(Ok(Frame::Close(_))) | None => break,
                 Some(Ok(_)) => {} // protocol pings are answered by the library
             },
         }
@@ -248,6 +296,7 @@ async fn command(
     subscriber: &Arc<Subscriber>,
     node: &Arc<Node>,
     connection: &Credentials,
+    publisher: &mut Publisher,
 ) {
     let hub = &node.hub;
     let reply = |r: Reply<'_>| {
@@ -268,6 +317,7 @@ async fn command(
             last,
             history,
             token,
+            presence,
         } => {
             if !valid_channel_name(&channel) {
                 return reply(Reply::error(CHANNEL_NAME_RULE));
@@ -297,6 +347,8 @@ async fn command(
                     return reply(Reply::Error {
                         error: denied.message(),
                         status: Some(status),
+                        channel: None,
+                        reference: None,
                     });
                 }
             };
@@ -317,6 +369,10 @@ async fn command(
                     if let Some(at) = access::expiry(&granted) {
                         hub.expire_at(subscriber.id, at);
                     }
+                    if presence {
+                        node.presence
+                            .watch(name, subscriber.clone(), Style::WebSocket);
+                    }
                 }
                 Err(refused) => {
                     let error = match refused {
@@ -328,6 +384,33 @@ async fn command(
                     reply(Reply::error(&error));
                 }
             }
+        }
+        Command::Publish {
+            channel,
+            text,
+            reference,
+            token,
+        } => {
+            let token = token.or_else(|| connection.token.clone());
+            let answer = match publisher
+                .publish(node, &channel, &text, token.as_deref())
+                .await
+            {
+                Ok(id) => Reply::Published {
+                    channel: &channel,
+                    id,
+                    reference: reference.as_ref(),
+                },
+                Err((status, error)) => {
+                    return reply(Reply::Error {
+                        error: &error,
+                        status: Some(status),
+                        channel: Some(&channel),
+                        reference: reference.as_ref(),
+                    })
+                }
+            };
+            reply(answer);
         }
         Command::Unsubscribe { channel } => {
             if hub.detach_channel(subscriber, channel.as_bytes()) {

@@ -3,6 +3,10 @@
 //! sockets.
 #![allow(dead_code)]
 
+pub mod receiver;
+pub mod tokens;
+pub mod ws;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
