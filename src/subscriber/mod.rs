@@ -80,13 +80,27 @@ async fn connection(stream: TcpStream, peer: SocketAddr, node: Arc<Node>, port: 
         let stats = &node.hub.stats;
         return listen::refuse(stream, port.tls.is_some(), UNAVAILABLE, stats).await;
     }
-    if let Some(conn) = listen::open(stream, peer, port.tls.as_ref(), &node).await {
-        route(conn, peer, &node, &port).await;
+    // Everything up to a streaming subscription runs boxed: its futures are
+    // large, and freed before the stream starts, so an idle subscriber's
+    // task holds only what streaming needs.
+    let streaming = Box::pin(async {
+        let conn = listen::open(stream, peer, port.tls.as_ref(), &node).await?;
+        route(conn, peer, &node, &port).await
+    })
+    .await;
+    if let Some(streaming) = streaming {
+        streaming.run().await;
     }
 }
 
-/// Read the request line, then hand the connection to its handler.
-async fn route(mut stream: Conn, peer: SocketAddr, node: &Arc<Node>, port: &Port) {
+/// Read the request line, then hand the connection to its handler; a
+/// legacy subscription comes back to be streamed.
+async fn route(
+    mut stream: Conn,
+    peer: SocketAddr,
+    node: &Arc<Node>,
+    port: &Port,
+) -> Option<push::Streaming> {
     let stats = &node.hub.stats;
     let mut buf = BytesMut::with_capacity(1024);
     loop {
@@ -99,18 +113,23 @@ async fn route(mut stream: Conn, peer: SocketAddr, node: &Arc<Node>, port: &Port
                 stats.add(Stat::TotalInboundBytes, n);
                 end
             }
-            Err(e) => return refuse(&mut stream, e, node).await,
+            Err(e) => {
+                refuse(&mut stream, e, node).await;
+                return None;
+            }
         };
         let Some(RequestLine { method, target }) = request::parse_request_line(&buf[..line_end])
         else {
-            return respond_raw(&mut stream, BAD_REQUEST, node).await;
+            respond_raw(&mut stream, BAD_REQUEST, node).await;
+            return None;
         };
         if method != "GET" || http::is_routed(target, &port.mounted) {
             // Boxed: hyper's connection state is large, and the streaming
             // legacy subscribers, the most numerous, should not carry its
             // room in their own task.
             let served = http::serve(stream, peer, buf.freeze(), node.clone(), &port.mounted);
-            return Box::pin(served).await;
+            Box::pin(served).await;
+            return None;
         }
         // A legacy GET: read the whole head first, as meteord did.
         let target = target.to_string();
@@ -123,12 +142,16 @@ async fn route(mut stream: Conn, peer: SocketAddr, node: &Arc<Node>, port: &Port
                 stats.add(Stat::TotalInboundBytes, n);
                 end
             }
-            Err(e) => return refuse(&mut stream, e, node).await,
+            Err(e) => {
+                refuse(&mut stream, e, node).await;
+                return None;
+            }
         };
         if request::announces_body(&buf[..head_len]) {
             // Refused rather than skipped: behind a proxy that reuses
             // connections, a body answered as a request is a desync.
-            return respond_raw(&mut stream, BAD_REQUEST, node).await;
+            respond_raw(&mut stream, BAD_REQUEST, node).await;
+            return None;
         }
         let config = node.config.load();
         let head = request::kept_headers(&buf[..head_len]);
@@ -142,7 +165,8 @@ async fn route(mut stream: Conn, peer: SocketAddr, node: &Arc<Node>, port: &Port
             .strip_prefix("/disconnect/")
             .filter(|h| !h.is_empty())
         {
-            return push::disconnect(stream, node.clone(), host_id, &head).await;
+            push::disconnect(stream, node.clone(), host_id, &head).await;
+            return None;
         }
         let path = target.split('?').next().unwrap_or_default();
         let documents = &port.documents;
@@ -150,14 +174,14 @@ async fn route(mut stream: Conn, peer: SocketAddr, node: &Arc<Node>, port: &Port
             .await
             .is_err()
         {
-            return;
+            return None;
         }
         // meteord answered one request per connection; pipelined requests
         // already received are answered too, then the connection closes.
         buf.advance(head_len);
         if buf.is_empty() {
             let _ = stream.shutdown().await;
-            return;
+            return None;
         }
     }
 }
