@@ -15,10 +15,9 @@ use std::time::Duration;
 use common::*;
 use meteord::config::TlsMode;
 use meteord::tls::{CertificateSource, Tls};
-use pebble::{connector, free_port, Options, Pebble};
+use pebble::{free_port, Options, Pebble};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
-use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
@@ -66,6 +65,14 @@ async fn start(options: &[(String, String)], first_retry: Duration) -> TestServe
     .await
 }
 
+/// Wait until the certificate from pebble is in use.
+async fn wait_for_certificate(server: &TestServer, pebble: &Pebble) {
+    wait_until("a certificate from pebble", server, pebble, |tls| {
+        tls.source() == CertificateSource::Acme
+    })
+    .await;
+}
+
 fn tls_of(server: &TestServer) -> &Tls {
     server.node.tls.as_deref().expect("TLS is on")
 }
@@ -86,14 +93,6 @@ async fn wait_until(what: &str, server: &TestServer, pebble: &Pebble, done: impl
             pebble.log_text()
         );
     }
-}
-
-fn fingerprint(der: &[u8]) -> String {
-    Sha256::digest(der)
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
 }
 
 async fn handshake(
@@ -138,16 +137,7 @@ async fn sign_in(server: &TestServer, tls: &TlsConnector) -> String {
     let bytes = request_bytes("POST", "/setup", &headers, body);
     let done = tls_request(tls, server.admin.unwrap(), &bytes).await;
     assert_eq!(done.status, 303, "{}", done.head);
-    let cookie = done
-        .head
-        .lines()
-        .find(|l| {
-            l.to_ascii_lowercase()
-                .starts_with("set-cookie: meteord_session=")
-        })
-        .unwrap_or_else(|| panic!("no session cookie: {}", done.head));
-    let (_, value) = cookie.split_once(':').unwrap();
-    value.split(';').next().unwrap().trim().to_string()
+    session_cookie(&done.head)
 }
 
 /// The dashboard's HTML, through the admin UI.
@@ -180,10 +170,7 @@ async fn tls_alpn_01_certificate_is_served_shown_and_reused_after_a_restart() {
         &[("ACMEChallenge", "tls-alpn-01".into())],
     );
     let server = start(&options, Duration::from_secs(60)).await;
-    wait_until("a certificate from pebble", &server, &pebble, |tls| {
-        tls.source() == CertificateSource::Acme
-    })
-    .await;
+    wait_for_certificate(&server, &pebble).await;
 
     // A client that trusts pebble's intermediate only verifies it for the name.
     let intermediate = pebble.intermediate().await;
@@ -282,10 +269,7 @@ async fn http_01_is_answered_on_the_plain_subscriber_port() {
         ],
     );
     let server = start(&options, Duration::from_secs(60)).await;
-    wait_until("a certificate from pebble", &server, &pebble, |tls| {
-        tls.source() == CertificateSource::Acme
-    })
-    .await;
+    wait_for_certificate(&server, &pebble).await;
     let intermediate = pebble.intermediate().await;
     let served = served(std::slice::from_ref(&intermediate), server.subscriber).await;
     assert_eq!(served, tls_of(&server).fingerprint());
@@ -322,10 +306,7 @@ async fn renewal_under_a_live_subscriber_and_a_renewal_that_fails() {
     let data = tempfile::tempdir().unwrap();
     let options = acme_options(&pebble, data.path(), port, &[]);
     let server = start(&options, Duration::from_secs(1)).await;
-    wait_until("a certificate from pebble", &server, &pebble, |tls| {
-        tls.source() == CertificateSource::Acme
-    })
-    .await;
+    wait_for_certificate(&server, &pebble).await;
     let first = tls_of(&server).fingerprint();
     let info = tls_of(&server).certificate().unwrap();
     assert!(info.not_after - info.not_before <= 25, "{info:?}");
@@ -434,10 +415,7 @@ async fn a_ca_that_is_down_at_start_is_retried_and_the_dashboard_says_why() {
 
     // The CA comes up: a later try brings the certificate by itself.
     let pebble = pebble.run();
-    wait_until("a certificate once the CA is up", &server, &pebble, |tls| {
-        tls.source() == CertificateSource::Acme
-    })
-    .await;
+    wait_for_certificate(&server, &pebble).await;
     let intermediate = pebble.intermediate().await;
     let https = connector(std::slice::from_ref(&intermediate), &[]);
     let page = dashboard(&server, &https, &cookie).await;

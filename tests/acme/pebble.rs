@@ -13,13 +13,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
+
+use crate::common::connector;
 use std::time::{Duration, Instant};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
 
 /// How pebble is set up for one test.
 #[derive(Default)]
@@ -238,22 +239,4 @@ fn https_certificate() -> (CertificateDer<'static>, String, String, String) {
         cert.pem(),
         key.serialize_pem(),
     )
-}
-
-/// A TLS client trusting exactly `roots`, offering `alpn`, never resuming
-/// (each handshake shows the certificate served now).
-pub fn connector(roots: &[CertificateDer<'static>], alpn: &[&[u8]]) -> TlsConnector {
-    let mut store = rustls::RootCertStore::empty();
-    for root in roots {
-        store.add(root.clone()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(store)
-        .with_no_client_auth();
-    config.resumption = rustls::client::Resumption::disabled();
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    TlsConnector::from(Arc::new(config))
 }

@@ -3,6 +3,10 @@
 //! sockets.
 #![allow(dead_code)]
 
+mod tls_client;
+#[allow(unused_imports)] // used by the TLS tests only
+pub use tls_client::{connector, fingerprint, session_cookie};
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
