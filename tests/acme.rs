@@ -465,17 +465,59 @@ async fn a_ca_that_refuses_gives_a_clear_error_and_sighup_tries_again() {
     server.stop().await;
 }
 
-fn config_error(options: &[(&str, &str)]) -> String {
+fn config_of(options: &[(&str, &str)]) -> Result<meteord::Config, String> {
     use meteord::config::{ConfigFile, LegacyArgs, Source, BUILTIN_CONFIG};
     let mut args = LegacyArgs::default();
     for (key, value) in options {
         args.set(key, None, *value);
     }
     let file = ConfigFile::parse(BUILTIN_CONFIG.as_bytes(), "test.conf", Source::File).unwrap();
-    match meteord::Config::from_parts(&args, &file, None) {
+    meteord::Config::from_parts(&args, &file, None).map_err(|e| e.to_string())
+}
+
+fn config_error(options: &[(&str, &str)]) -> String {
+    match config_of(options) {
         Ok(_) => panic!("accepted {options:?}"),
-        Err(e) => e.to_string(),
+        Err(e) => e,
     }
+}
+
+#[test]
+fn acme_settings_from_the_keys() {
+    use meteord::config::{AcmeChallenge, AcmeSettings};
+    let acme = |options: &[(&str, &str)]| match config_of(options).unwrap().tls {
+        TlsMode::Acme(settings) => settings,
+        other => panic!("{other:?}"),
+    };
+    let settings = acme(&[
+        ("TLS", "acme"),
+        (
+            "TLSHostnames",
+            "Push.Example.com. push.example.com www.example.com",
+        ),
+    ]);
+    assert_eq!(settings.names, ["push.example.com", "www.example.com"]);
+    assert_eq!(
+        settings.directory,
+        "https://acme-v02.api.letsencrypt.org/directory"
+    );
+    assert_eq!((settings.email, settings.ca_file), (None, None));
+    assert_eq!(settings.challenges, [AcmeChallenge::TlsAlpn01]);
+    assert_eq!(settings.first_retry, AcmeSettings::FIRST_RETRY);
+    // With a plain port, HTTP-01 takes its turn after a failure.
+    let settings = acme(&[
+        ("TLS", "acme"),
+        ("TLSHostnames", "push.example.com"),
+        ("PlainSubscriberPort", "80"),
+        ("ACMEEmail", "ops@example.com"),
+    ]);
+    assert_eq!(
+        settings.challenges,
+        [AcmeChallenge::TlsAlpn01, AcmeChallenge::Http01]
+    );
+    assert_eq!(settings.email.as_deref(), Some("ops@example.com"));
+    // Without TLS, PlainSubscriberPort is not read at all.
+    assert!(config_of(&[("PlainSubscriberPort", "nope")]).is_ok());
 }
 
 #[tokio::test]

@@ -62,13 +62,17 @@ impl Config {
         }
         let subscriber_port = r.port("SubscriberPort")?;
         let engine = r.keyword("Engine")?;
-        let plain_port = r.port("PlainSubscriberPort")?;
+        // Read only with TLS on: without it the key means nothing.
+        let plain_port = match r.keyword::<TlsKeyword>("TLS")? {
+            TlsKeyword::Off => 0,
+            _ => r.port("PlainSubscriberPort")?,
+        };
         let tls = tls_mode(&r, plain_port)?;
         let tls_on = tls != TlsMode::Off;
 
         Ok(Config {
             controller_tls: tls_on && r.flag("ControllerTLS", None)?,
-            plain_subscriber_port: if tls_on { plain_port } else { 0 },
+            plain_subscriber_port: plain_port,
             hsts_max_age: r.number("HSTSMaxAge", None)?,
             tls,
             controller_allow: match r.trimmed("ControllerAllow").as_str() {
@@ -307,7 +311,8 @@ fn acme_settings(
         .into_iter()
         .map(|name| name.trim_end_matches('.').to_string())
         .collect();
-    names.dedup();
+    let mut seen = BTreeSet::new();
+    names.retain(|name| seen.insert(name.clone()));
     if names.is_empty() {
         return Err(r.problem(
             "TLSHostnames",
