@@ -579,3 +579,44 @@ async fn bad_acme_settings_are_named() {
     };
     assert!(error.contains(missing.to_str().unwrap()), "{error}");
 }
+
+#[cfg(unix)]
+#[test]
+fn the_real_binary_logs_why_and_when_and_retries_on_sighup() {
+    let dead = format!("https://127.0.0.1:{}/dir", free_port());
+    let server = Process::start(&[
+        "-TLS",
+        "acme",
+        "-TLSHostnames",
+        "push.example.com",
+        "-ACMEDirectory",
+        &dead,
+    ]);
+    server.wait_log("serving a temporary self-signed one");
+    server.wait_log("next try in 60s, at ");
+    let failures = |server: &Process| {
+        let log = server.log.lock().unwrap();
+        log.iter()
+            .filter(|l| l.contains("ACME: no certificate for push.example.com"))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let first = failures(&server);
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert!(
+        first[0].contains(&dead) && first[0].contains("cannot connect"),
+        "{first:?}"
+    );
+    // SIGHUP tries again at once, not in a minute.
+    server.signal(libc::SIGHUP);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while failures(&server).len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no second try after SIGHUP"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = server.log.lock().unwrap().join("\n");
+    assert!(!log.contains("PRIVATE KEY"), "{log}");
+}

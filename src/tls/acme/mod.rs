@@ -209,15 +209,17 @@ pub async fn maintain(tls: Arc<Tls>, shutdown: CancellationToken) {
                 progress.next_try = Some(next);
                 progress.last_error = Some(format!("{e:#}"));
                 drop(progress);
+                let at = next.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
                 error!(
-                    "ACME: no certificate for {} from {}: {e:#}; {}; next try in {}s",
+                    "ACME: no certificate for {} from {}: {e:#}; {}; next try in {}s, at {}",
                     acme.settings.names.join(", "),
                     acme.settings.directory,
                     match tls.source() {
                         CertificateSource::Acme => "the certificate in use stays",
                         _ => "the temporary self-signed certificate stays",
                     },
-                    wait.as_secs()
+                    wait.as_secs(),
+                    unix_utc(at as i64)
                 );
             }
         }
