@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 
+use super::certificate::{tls_card, TlsCard};
 use super::live::{self, Sample};
 use super::security::Viewer;
 use super::view::{self, Layout};
@@ -44,6 +45,8 @@ struct DashboardPage {
     update: UpdateView,
     /// The nodes sharing the redis engine (none with the memory engine).
     cluster: Option<ClusterCard>,
+    /// The certificate, with TLS on.
+    tls: Option<TlsCard>,
 }
 
 /// The dashboard's update card.
@@ -205,18 +208,6 @@ pub async fn page(State(admin): State<Arc<Admin>>, viewer: Viewer) -> Response {
         Some(bound) => ("Admin UI", bound.to_string(), ""),
         None => addr("Admin UI", config.admin_ip, config.admin_port),
     });
-    if let Some(tls) = tls {
-        listeners.push((
-            "TLS certificate",
-            tls.certificate_file().display().to_string(),
-            if tls.is_self_signed() {
-                "self-signed: browsers ask to trust it once"
-            } else {
-                ""
-            },
-        ));
-        listeners.push(("Certificate SHA-256", tls.fingerprint(), ""));
-    }
     let updates = node.updates.status();
     let update = UpdateView {
         feed: config.update_feed.clone(),
@@ -264,6 +255,7 @@ pub async fn page(State(admin): State<Arc<Admin>>, viewer: Viewer) -> Response {
         log_files,
         update,
         cluster: node.cluster().map(|c| cluster_card(c)),
+        tls: tls.map(|tls| tls_card(tls, &config)),
     };
     viewer.page(StatusCode::OK, &page)
 }

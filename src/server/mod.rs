@@ -243,6 +243,12 @@ impl Server {
             loops.spawn(crate::subscriber::serve(plain, node.clone(), None, api));
         }
         if let Some(tls) = tls {
+            if tls.acme().is_some() {
+                loops.spawn(crate::tls::acme::maintain(
+                    tls.clone(),
+                    node.shutdown.clone(),
+                ));
+            }
             loops.spawn(crate::tls::watch(tls, node.shutdown.clone()));
         }
         if let Some(udp) = self.udp {

@@ -1,5 +1,7 @@
 //! The subscriber port. Each connection's request line decides its path:
 //!
+//! - `GET /.well-known/acme-challenge/<token>`: an ACME server checking
+//!   that this server holds its name (HTTP-01, with `TLS acme`);
 //! - `GET <prefix>/<hostid>/<mode>/<channels>` and `GET /disconnect/<id>`:
 //!   legacy subscriptions, answered with raw template bytes ([`push`]);
 //! - other `GET`s outside the routed prefixes: static files, with
@@ -34,6 +36,7 @@ use tracing::{debug, info};
 use crate::hub::Stat;
 use crate::node::listen::{self, accept_loop, Visit, SUBSCRIBER_PORT};
 use crate::node::Node;
+use crate::tls::challenges::{valid_token, HTTP_CHALLENGE_PREFIX};
 use crate::tls::{Conn, Tls};
 pub use http::Mounted;
 use request::{HeadError, RequestLine};
@@ -153,6 +156,12 @@ async fn route(
             respond_raw(&mut stream, BAD_REQUEST, node).await;
             return None;
         }
+        let path = target.split('?').next().unwrap_or_default();
+        // Before subscriptions and files: nothing configured may hide it.
+        if let Some(token) = path.strip_prefix(HTTP_CHALLENGE_PREFIX) {
+            acme_challenge(&mut stream, token, node).await;
+            return None;
+        }
         let config = node.config.load();
         let head = request::kept_headers(&buf[..head_len]);
         if let Some(push) = request::parse_push_target(&target, &config.dynamic_page_address) {
@@ -168,7 +177,6 @@ async fn route(
             push::disconnect(stream, node.clone(), host_id, &head).await;
             return None;
         }
-        let path = target.split('?').next().unwrap_or_default();
         let documents = &port.documents;
         if serve_document(&mut stream, path, node, documents, &config)
             .await
@@ -220,6 +228,31 @@ async fn serve_document(
         response.extend_from_slice(&doc.body);
     }
     listen::send(stream, &response, stats).await
+}
+
+/// An ACME server's HTTP-01 validation: the key authorization of a
+/// pending order, as plain text (RFC 8555, section 8.3), or 404.
+async fn acme_challenge(stream: &mut Conn, token: &str, node: &Node) {
+    let answer = node
+        .tls
+        .as_ref()
+        .filter(|_| valid_token(token))
+        .and_then(|tls| tls.http_challenge(token));
+    let response = match &answer {
+        Some(key_authorization) => {
+            info!(event = "acme-challenge", status = 200);
+            format!(
+                "HTTP/1.1 200 OK\r\nServer: meteord\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{key_authorization}",
+                key_authorization.len()
+            )
+        }
+        None => {
+            info!(event = "acme-challenge", status = 404);
+            "HTTP/1.1 404 Not Found\r\nServer: meteord\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string()
+        }
+    };
+    let _ = listen::send(stream, response.as_bytes(), &node.hub.stats).await;
+    let _ = stream.shutdown().await;
 }
 
 const BAD_REQUEST: &[u8] = b"HTTP/1.1 400 Bad Request\r\nServer: meteord\r\nContent-length: 0\r\nConnection: close\r\n\r\n";

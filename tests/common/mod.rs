@@ -4,8 +4,11 @@
 #![allow(dead_code)]
 
 pub mod receiver;
+mod tls_client;
 pub mod tokens;
 pub mod ws;
+#[allow(unused_imports)] // used by the TLS tests only
+pub use tls_client::{connector, fingerprint, session_cookie};
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -46,6 +49,24 @@ impl TestServer {
 
     /// Start with this config file text plus these options.
     pub async fn with_config(config_text: &str, options: &[(&str, &str)]) -> TestServer {
+        TestServer::configured(config_text, options, |_| {}).await
+    }
+
+    /// Start with the built-in configuration plus these options, then
+    /// `tweak` the typed configuration (for what no key sets, such as a
+    /// shorter retry delay).
+    pub async fn start_tweaked(
+        options: &[(&str, &str)],
+        tweak: impl FnOnce(&mut Config),
+    ) -> TestServer {
+        TestServer::configured(BUILTIN_CONFIG, options, tweak).await
+    }
+
+    async fn configured(
+        config_text: &str,
+        options: &[(&str, &str)],
+        tweak: impl FnOnce(&mut Config),
+    ) -> TestServer {
         let mut args = LegacyArgs::default();
         args.set("ControllerPort", None, "0");
         args.set("SubscriberPort", None, "0");
@@ -64,7 +85,8 @@ impl TestServer {
             args.set(key, mode, *value);
         }
         let file = ConfigFile::parse(config_text.as_bytes(), "test.conf", Source::File).unwrap();
-        let config = Config::from_parts(&args, &file, None).unwrap();
+        let mut config = Config::from_parts(&args, &file, None).unwrap();
+        tweak(&mut config);
         let server = Server::bind(config, args).await.unwrap();
         let control = server.control_addr();
         let subscriber = server.subscriber_addr();
