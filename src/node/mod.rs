@@ -93,6 +93,8 @@ pub struct Node {
     pub presence: presence::Presence,
     /// Events on their way to the application.
     pub webhooks: webhooks::Webhooks,
+    /// Connections the subscriber port may hold (file descriptors).
+    pub subscriber_budget: u64,
 }
 
 /// What a node is made of; the process layer opens each part.
@@ -111,6 +113,9 @@ pub struct Parts {
     pub verifier: crate::jwt::Verifier,
     /// The database's webhook queue.
     pub deliveries: Option<Arc<crate::store::webhooks::Deliveries>>,
+    /// Connections the subscriber port may hold before it answers 503,
+    /// from the file descriptor limit (0: none known).
+    pub subscriber_budget: u64,
 }
 
 impl Node {
@@ -141,6 +146,7 @@ impl Node {
             authorizations: Default::default(),
             presence,
             webhooks: webhooks::Webhooks::new(parts.deliveries),
+            subscriber_budget: parts.subscriber_budget,
         }
     }
 
@@ -180,6 +186,17 @@ impl Node {
             .is_some()
         {
             crate::store::setup_code::remove(&self.config.load().data_directory);
+        }
+    }
+
+    /// Connections the subscriber port may hold now: MaxSubscriberConnections
+    /// within what the file descriptors allow (0: no limit).
+    pub fn subscriber_ceiling(&self) -> u64 {
+        let configured = self.config.load().max_subscriber_connections;
+        match (configured, self.subscriber_budget) {
+            (0, budget) => budget,
+            (configured, 0) => configured,
+            (configured, budget) => configured.min(budget),
         }
     }
 

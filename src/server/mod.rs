@@ -3,6 +3,7 @@
 //! gracefully ([`Server`]); run it all on a runtime of its own
 //! ([`runtime::serve`]).
 
+mod descriptors;
 mod open;
 pub mod runtime;
 mod signals;
@@ -151,6 +152,7 @@ impl Server {
             setup_code,
             verifier,
             deliveries,
+            subscriber_budget: descriptors::subscriber_budget(),
         }));
         Ok(Server {
             node,

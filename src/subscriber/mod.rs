@@ -70,13 +70,10 @@ pub async fn serve(
 
 async fn connection(stream: TcpStream, peer: SocketAddr, node: Arc<Node>, port: Arc<Port>) {
     let visit = Visit::arrive(&node, &SUBSCRIBER_PORT, &stream);
-    let (max, per_ip) = {
-        let config = node.config.load();
-        (
-            config.max_subscriber_connections,
-            config.max_connections_per_ip,
-        )
-    };
+    let (max, per_ip) = (
+        node.subscriber_ceiling(),
+        node.config.load().max_connections_per_ip,
+    );
     let slot = node.clients.enter(peer.ip());
     if (max > 0 && visit.open_now() > max) || (per_ip > 0 && slot.count() > per_ip) {
         node.hub.stats.incr(Stat::ErrorsServed);
