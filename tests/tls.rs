@@ -583,3 +583,37 @@ async fn self_signed_certificate_is_made_once_and_kept() {
     assert_ne!(renamed.node.tls.as_ref().unwrap().fingerprint(), shown);
     renamed.stop().await;
 }
+
+#[tokio::test]
+async fn tls_subscribers_get_large_and_queued_messages_whole_and_their_leaving_is_seen() {
+    let pki = Pki::new();
+    let server = tls_server(&pki, &[]).await;
+    let tls = pki.connector();
+    let mut reader = tls_stream(&tls, server.subscriber, "/push/h1/xhrinteractive/big").await;
+    server.wait_subscribers("big", 1).await;
+    // Larger than one TLS record, and more in all than the socket buffers
+    // hold while the reader does not read: the rest waits in the server.
+    let mut control = server.control().await;
+    let mut sent = Vec::new();
+    for i in 0..24 {
+        let text = format!("m{i:02}:{}", "x".repeat(30_000 + i));
+        let reply = control.command(&format!("ADDMESSAGE big {text}")).await;
+        assert!(reply.starts_with("OK"), "{reply}");
+        sent.push(text);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    reader.until(sent[23].as_bytes()).await;
+    let text = reader.text();
+    let mut at = 0;
+    for message in &sent {
+        let found = text[at..]
+            .find(message.as_str())
+            .unwrap_or_else(|| panic!("{} missing or out of order", &message[..3]));
+        at += found + message.len();
+    }
+    // A client that says close_notify and leaves is seen gone at once.
+    reader.stream.shutdown().await.unwrap();
+    drop(reader);
+    server.wait_subscribers("big", 0).await;
+    server.stop().await;
+}

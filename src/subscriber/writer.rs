@@ -5,7 +5,7 @@ use std::future::poll_fn;
 use std::task::Poll;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::hub::{Next, Stat, Stats, Subscriber};
@@ -40,7 +40,15 @@ pub async fn stream_outbox(stream: &mut Conn, subscriber: &Subscriber, stats: &S
             // Watch for the client leaving; anything it sends is discarded.
             let closed = match stream {
                 Conn::Plain(tcp) => poll_tcp_closed(tcp, cx, stats),
-                Conn::Tls(tls) => poll_closed(tls.as_mut(), cx, stats),
+                Conn::Tls(tls) => {
+                    // TLS must read to see the peer's close_notify.
+                    let mut received = 0;
+                    let closed = tls.poll_peer_closed(cx, &mut received);
+                    if received > 0 {
+                        stats.add(Stat::TotalInboundBytes, received);
+                    }
+                    closed
+                }
             };
             closed.map(|()| Event::PeerClosed)
         })
@@ -82,25 +90,6 @@ fn poll_tcp_closed(tcp: &TcpStream, cx: &mut std::task::Context<'_>, stats: &Sta
     }
 }
 
-/// Ready when the peer has closed any other stream (TLS must read to see
-/// the peer's close_notify).
-fn poll_closed<S: AsyncRead + Unpin>(
-    stream: &mut S,
-    cx: &mut std::task::Context<'_>,
-    stats: &Stats,
-) -> Poll<()> {
-    loop {
-        let mut scratch = [0u8; 512];
-        let mut buf = ReadBuf::new(&mut scratch);
-        match std::pin::Pin::new(&mut *stream).poll_read(cx, &mut buf) {
-            Poll::Ready(Ok(())) if buf.filled().is_empty() => return Poll::Ready(()),
-            Poll::Ready(Ok(())) => stats.add(Stat::TotalInboundBytes, buf.filled().len() as u64),
-            Poll::Ready(Err(_)) => return Poll::Ready(()),
-            Poll::Pending => return Poll::Pending,
-        }
-    }
-}
-
 /// Write all of `bytes`: straight away when the socket has room (the usual
 /// case), else wait — but not past the stall limit or an abort.
 async fn write(stream: &mut Conn, bytes: &[u8], subscriber: &Subscriber) -> Result<(), End> {
@@ -110,10 +99,15 @@ async fn write(stream: &mut Conn, bytes: &[u8], subscriber: &Subscriber) -> Resu
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
             Err(_) => return Err(End::PeerClosed),
         },
-        Conn::Tls(_) => 0,
+        // Encrypted whole; what the socket did not take stays queued.
+        Conn::Tls(tls) => match tls.write_now(bytes) {
+            Ok(true) => return Ok(()),
+            Ok(false) => bytes.len(),
+            Err(_) => return Err(End::PeerClosed),
+        },
     };
     let rest = &bytes[written..];
-    if rest.is_empty() {
+    if rest.is_empty() && !stream.is_tls() {
         return Ok(());
     }
     // Boxed: the wait with its timer is rare, and would otherwise make

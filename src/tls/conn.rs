@@ -7,13 +7,14 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio_rustls::server::TlsStream;
+
+use super::stream::TlsStream;
 
 /// One accepted connection.
 pub enum Conn {
     Plain(TcpStream),
     /// Boxed: a TLS session is large and plain connections are the norm.
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<TlsStream>),
 }
 
 impl Conn {
@@ -26,7 +27,7 @@ impl Conn {
     pub fn tcp(&self) -> &TcpStream {
         match self {
             Conn::Plain(tcp) => tcp,
-            Conn::Tls(tls) => tls.get_ref().0,
+            Conn::Tls(tls) => tls.tcp(),
         }
     }
 }
@@ -76,7 +77,7 @@ impl AsyncWrite for Conn {
     fn is_write_vectored(&self) -> bool {
         match self {
             Conn::Plain(s) => s.is_write_vectored(),
-            Conn::Tls(s) => s.is_write_vectored(),
+            Conn::Tls(_) => false,
         }
     }
 

@@ -9,6 +9,7 @@ pub mod certs;
 pub mod challenges;
 pub mod conn;
 pub mod info;
+pub mod stream;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -19,9 +20,9 @@ use arc_swap::ArcSwap;
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
+use rustls::ServerConfig;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
@@ -31,6 +32,7 @@ pub use certs::CertError;
 use challenges::Challenges;
 pub use conn::Conn;
 pub use info::CertificateInfo;
+use stream::TlsStream;
 
 /// A client gets this long to finish its handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -39,7 +41,7 @@ const WATCH_INTERVAL: Duration = Duration::from_secs(2);
 
 /// The server's TLS state.
 pub struct Tls {
-    acceptor: TlsAcceptor,
+    config: Arc<ServerConfig>,
     resolver: Arc<Resolver>,
     provider: Arc<CryptoProvider>,
     source: Source,
@@ -179,7 +181,7 @@ impl Tls {
                 .push(challenges::ACME_TLS_ALPN.to_vec());
         }
         let tls = Tls {
-            acceptor: TlsAcceptor::from(Arc::new(config)),
+            config: Arc::new(config),
             resolver,
             provider,
             source,
@@ -202,12 +204,15 @@ impl Tls {
         peer: SocketAddr,
         shutdown: &CancellationToken,
     ) -> Option<Conn> {
-        let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor.accept(tcp));
+        let handshake = tokio::time::timeout(
+            HANDSHAKE_TIMEOUT,
+            TlsStream::accept(tcp, self.config.clone()),
+        );
         tokio::select! {
             _ = shutdown.cancelled() => None,
             result = handshake => match result {
                 Ok(Ok(mut stream)) => {
-                    if stream.get_ref().1.alpn_protocol() == Some(challenges::ACME_TLS_ALPN) {
+                    if stream.alpn_protocol() == Some(challenges::ACME_TLS_ALPN) {
                         debug!(%peer, "answered a TLS-ALPN-01 validation");
                         let _ = stream.shutdown().await;
                         return None;
