@@ -28,7 +28,7 @@ run() { # label attackers
     local label=$1 attackers=$2 ctl sub pid attack=""
     ctl=$(free_port); sub=$(free_port)
     target/release/meteord -ConfigFileLocation assets/meteord.conf -ControllerPort "$ctl" \
-        -SubscriberPort "$sub" -SubscriberIP 127.0.0.1 -MaxTime 0 -AdminUI 0 \
+        -SubscriberPort "$sub" -SubscriberIP 127.0.0.1 -MaxTime 0 -AdminPort 0 \
         -Persistence off -DataDirectory "$OUT/data-$label" 2>"$OUT/$label-server.log" &
     pid=$!
     sleep 0.5

@@ -99,7 +99,7 @@ start_node() {
     rm -rf "$OUT/data-$name"
     "$METEORD" -ConfigFileLocation "$CONF" -ControllerPort "$cp" -SubscriberPort "$sp" \
         -SubscriberIP 127.0.0.1 -MaxTime 0 -Persistence off -DataDirectory "$OUT/data-$name" \
-        -AdminUI 0 -Engine "$engine" -RedisURL "$REDIS_URL" -NodeName "$name" \
+        -AdminPort 0 -Engine "$engine" -RedisURL "$REDIS_URL" -NodeName "$name" \
         2>"$OUT/$name.log" &
     local pid=$!
     wait_port "$sp" && wait_port "$cp"

@@ -21,7 +21,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 start() { # mode datadir logfile -> sets PID CTL
     CTL=$(free_port); local sub; sub=$(free_port)
     "$BIN" -ConfigFileLocation assets/meteord.conf -ControllerPort "$CTL" -SubscriberPort "$sub" \
-        -SubscriberIP 127.0.0.1 -Persistence "$1" -DataDirectory "$2" -MaxMessagesPerChannel 250 -AdminUI 0 2>"$3" &
+        -SubscriberIP 127.0.0.1 -Persistence "$1" -DataDirectory "$2" -MaxMessagesPerChannel 250 -AdminPort 0 2>"$3" &
     PID=$!
     for _ in $(seq 100); do grep -q "control listening" "$3" 2>/dev/null && return; sleep 0.1; done
     echo "server did not start: $(cat "$3")" >&2; exit 1

@@ -150,7 +150,7 @@ start_server() {
             rm -rf "$OUT/meteord-data"
             "$bin" -ConfigFileLocation "$METEORD_CONF" -ControllerPort "$cp" \
                 -SubscriberPort "$sp" -SubscriberIP 127.0.0.1 -MaxTime 0 \
-                -DataDirectory "$OUT/meteord-data" -AdminUI 0 2>"$logf" &
+                -DataDirectory "$OUT/meteord-data" -AdminPort 0 2>"$logf" &
             ;;
     esac
     SERVER_PID=$!

@@ -94,7 +94,7 @@ fn main() {
             "127.0.0.1",
         ])
         .args([
-            "-AdminUI",
+            "-AdminPort",
             "0",
             "-LogDirectory",
             "off",

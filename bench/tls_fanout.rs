@@ -14,21 +14,17 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+#[path = "support.rs"]
+mod support;
+
 use rustls::pki_types::ServerName;
+use support::{arg, rss_kib, Server};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-fn arg(args: &[String], name: &str, default: &str) -> String {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-        .unwrap_or_else(|| default.to_string())
-}
 
 fn micros_now() -> u64 {
     SystemTime::now()
@@ -95,63 +91,17 @@ async fn subscribe<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, id: usize, 
     }
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
-struct Server {
-    child: Child,
-    control: SocketAddr,
-    tls: SocketAddr,
-    plain: SocketAddr,
-    _data: tempfile::TempDir,
-}
-
-fn start_server(bin: &str) -> Server {
-    let data = tempfile::tempdir().unwrap();
+/// A fresh server with a TLS subscriber port and a plain one beside it,
+/// everything else as configured by default.
+fn start_server(bin: &str, data: &std::path::Path) -> Server {
     let plain_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port();
-    let mut child = Command::new(bin)
-        .args(["-ControllerPort", "0", "-SubscriberPort", "0"])
-        .args(["-SubscriberIP", "127.0.0.1", "-AdminUI", "0"])
-        .args(["-Persistence", "off", "-TLS", "self-signed"])
-        .args(["-PlainSubscriberPort", &plain_port.to_string()])
-        .args(["-MaxMessagesPerChannel", "10"])
-        .args(["-DataDirectory", data.path().to_str().unwrap()])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start meteord");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let (mut control, mut tls) = (None, None);
-    let addr = |line: &str, what: &str| {
-        line.split_once(what)
-            .and_then(|(_, rest)| rest.split_whitespace().next()?.parse().ok())
-    };
-    while control.is_none() || tls.is_none() {
-        let line = lines.next().expect("meteord exited").unwrap();
-        control = control.or(addr(&line, "control listening on "));
-        if !line.contains("plain subscriber") {
-            tls = tls.or(addr(&line, "subscriber listening on "));
-        }
-    }
-    // Keep draining the log so the server never blocks on it.
-    std::thread::spawn(move || for _ in lines {});
-    Server {
-        child,
-        control: control.unwrap(),
-        tls: tls.unwrap(),
-        plain: SocketAddr::from(([127, 0, 0, 1], plain_port)),
-        _data: data,
-    }
+        .port()
+        .to_string();
+    let extra = ["-TLS", "self-signed", "-PlainSubscriberPort", &plain_port];
+    Server::start(bin, data, (0, 0), &extra)
 }
 
 /// Publish `count` messages on one connection, `gap` apart (zero: back to
@@ -223,8 +173,8 @@ async fn run(server: &Server, kind: Kind, subs: usize, msgs: usize) -> Run {
         let tally = tally.clone();
         let connector = connector.clone();
         let (addr, tls) = match kind {
-            Kind::Plain => (server.plain, false),
-            Kind::Tls => (server.tls, true),
+            Kind::Plain => (server.plain.expect("a plain port"), false),
+            Kind::Tls => (server.subscriber, true),
         };
         tasks.spawn(async move {
             let tcp = TcpStream::connect(addr).await.unwrap();
@@ -346,10 +296,10 @@ fn main() {
             };
             // A fresh server each time: memory a previous run freed stays
             // with the process and would hide the next run's growth.
-            let mut server = start_server(&bin);
+            let data = tempfile::tempdir().unwrap();
+            let server = start_server(&bin, data.path());
             let r = runtime.block_on(run(&server, kind, subs, msgs));
-            let _ = server.child.kill();
-            let _ = server.child.wait();
+            server.stop();
             println!(
                 "{{\"kind\":\"{name}\",\"round\":{round},\"subs\":{subs},\"rss_per_sub_kib\":{:.2},\"p50_ms\":{:.2},\"p99_ms\":{:.2},\"deliveries_per_s\":{:.0}}}",
                 r.rss_per_sub_kib, r.p50_ms, r.p99_ms, r.deliveries_per_s

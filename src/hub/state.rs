@@ -134,6 +134,10 @@ pub(super) struct State {
     pub(super) hosts: HashMap<Bytes, u64>,
     /// Where attaches and detaches are reported (presence), if anywhere.
     pub(super) notices: Option<Report>,
+    /// Shutting down: subscriptions get their backlog, then the shutdown
+    /// message, and are not kept (one arriving after `close_all` would
+    /// otherwise hold the exit up).
+    pub(super) closed: bool,
 }
 
 impl State {

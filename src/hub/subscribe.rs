@@ -121,6 +121,9 @@ impl Hub {
         if subscriber.limit_reached() {
             done = true;
             subscriber.close(Farewell::Quiet);
+        } else if persist && state.closed {
+            done = true;
+            subscriber.close(Farewell::Shutdown);
         }
 
         if persist && !done {
@@ -170,7 +173,11 @@ impl Hub {
         let limits = self.channel_limits();
         let mut guard = self.lock();
         let state = &mut *guard;
-        let Some(member) = state.members.get_mut(&subscriber.id) else {
+        let Some(member) = state
+            .members
+            .get_mut(&subscriber.id)
+            .filter(|_| !state.closed)
+        else {
             return Err(Refused::NotLive);
         };
         if member.channels.contains(name) {

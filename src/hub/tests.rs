@@ -697,3 +697,16 @@ fn stuck_writers_are_dropped_when_the_queues_are_full() {
     assert!(reading.subscriber.is_open());
     assert_eq!(hub.count_subscribers(b"a"), 1);
 }
+
+#[test]
+fn a_subscription_after_shutdown_gets_its_backlog_and_is_not_kept() {
+    let hub = Hub::new(0, 3600);
+    publish(&hub, "a", "before");
+    hub.close_all();
+    let late = subscribe(&hub, Ask::live(&[("a", Start::All)]));
+    let (text, state) = late.take();
+    assert!(text.contains("before"), "{text}");
+    assert!(text.ends_with('S'), "the shutdown message ends it: {text}");
+    assert_eq!(state, State::Finished);
+    assert_eq!(hub.count_subscribers(b"a"), 0);
+}

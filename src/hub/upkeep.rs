@@ -128,6 +128,7 @@ impl Hub {
     /// Close every subscription with its shutdown message (server shutdown).
     pub fn close_all(&self) {
         let mut state = self.lock();
+        state.closed = true;
         let ids: Vec<u64> = state.members.keys().copied().collect();
         for id in ids {
             if let Some(member) = state.members.get(&id) {

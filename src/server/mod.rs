@@ -40,6 +40,26 @@ pub struct Server {
     admin: Option<TcpListener>,
 }
 
+/// Connections the kernel may hold for us before we accept them: after a
+/// restart every subscriber reconnects at once, and a connection dropped
+/// from a full queue waits a second or more to try again.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// A TCP listener with room for a reconnect storm in its accept queue.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As std and tokio do on Unix: a restart may bind while old
+    // connections linger in TIME_WAIT. (On Windows it would mean sharing.)
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Every listener a configuration asks for.
 struct Listeners {
     control: TcpListener,
@@ -53,9 +73,7 @@ impl Listeners {
     async fn bind(config: &Config, tls: bool) -> anyhow::Result<Listeners> {
         let tcp = |ip, port, what: &'static str| async move {
             let addr = SocketAddr::new(ip, port);
-            TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on {what} address {addr}"))
+            listen(addr).with_context(|| format!("cannot listen on {what} address {addr}"))
         };
         let control = tcp(config.controller_ip, config.controller_port, "control").await?;
         let subscriber = tcp(config.subscriber_ip, config.subscriber_port, "subscriber").await?;
