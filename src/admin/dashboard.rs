@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 
 use super::live::{self, Sample};
@@ -13,6 +13,7 @@ use super::view::{self, Layout};
 use super::Admin;
 use crate::config::Persistence;
 use crate::hub::Transport;
+use crate::node::getting_started::{host_of, FirstSteps, DEMO_CHANNEL};
 use crate::node::stats::stats_json;
 
 #[derive(Template)]
@@ -44,12 +45,19 @@ struct DashboardPage {
     update: UpdateView,
     /// The nodes sharing the redis engine (none with the memory engine).
     cluster: Option<ClusterCard>,
+    /// Until the first message is published: how to publish one.
+    first_steps: Option<FirstSteps>,
+    demo_channel: &'static str,
 }
 
 /// The dashboard's update card.
 struct UpdateView {
-    /// Empty when no UpdateFeed is configured.
+    /// Empty when updating is off.
     feed: String,
+    /// Where the feed comes from, or why there is none.
+    origin: String,
+    /// The version kept by the last update, to roll back to.
+    previous: Option<String>,
     channel: String,
     auto: String,
     last_check: Option<u64>,
@@ -139,8 +147,12 @@ impl DashboardPage {
     }
 }
 
-pub async fn page(State(admin): State<Arc<Admin>>, viewer: Viewer) -> Response {
+pub async fn page(State(admin): State<Arc<Admin>>, viewer: Viewer, headers: HeaderMap) -> Response {
     let node = &admin.node;
+    let first_steps = node.never_published().then(|| {
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+        node.first_steps(host.and_then(host_of))
+    });
     let stats = stats_json(node);
     let by_transport = node.hub.subscribers_by_transport();
     let latest = admin
@@ -218,8 +230,18 @@ pub async fn page(State(admin): State<Arc<Admin>>, viewer: Viewer) -> Response {
         listeners.push(("Certificate SHA-256", tls.fingerprint(), ""));
     }
     let updates = node.updates.status();
+    let feed = crate::update::feed::resolve(&config);
     let update = UpdateView {
-        feed: config.update_feed.clone(),
+        feed: feed.url.clone().unwrap_or_default(),
+        origin: {
+            let text = feed.explain();
+            let mut chars = text.chars();
+            chars
+                .next()
+                .map(|first| first.to_uppercase().chain(chars).collect())
+                .unwrap_or_default()
+        },
+        previous: crate::update::kept_previous(),
         channel: format!("{:?}", config.update_channel).to_lowercase(),
         auto: format!("{:?}", config.auto_update).to_lowercase(),
         last_check: updates
@@ -264,6 +286,8 @@ pub async fn page(State(admin): State<Arc<Admin>>, viewer: Viewer) -> Response {
         log_files,
         update,
         cluster: node.cluster().map(|c| cluster_card(c)),
+        first_steps,
+        demo_channel: DEMO_CHANNEL,
     };
     viewer.page(StatusCode::OK, &page)
 }
