@@ -10,7 +10,7 @@
 #   Windows x64    .exe passes the smoke test under Wine; the .msi installs
 #                  and uninstalls under Wine, and the installed .exe passes
 #                  it as the Start-menu shortcut runs it; `meteord service
-#                  install|start|stop|uninstall` and the .msi's SERVICE=1
+#                  install|start|stop|uninstall` and the .msi's Service feature
 #                  run the Windows service under Wine (publish, subscribe,
 #                  graceful stop, removal)
 #
@@ -146,6 +146,7 @@ msi=$(installers/windows/build-msi.sh "$DIST/meteord.exe" "$DIST" \
     "$(launch_args "$WINDOWS_TARGET" logs desktop)")
 msiinfo export "$msi" Shortcut | grep -q '^StartShortcut'
 msiinfo export "$msi" Feature | grep -q '^Autostart'
+msiinfo export "$msi" ServiceInstall | grep -q '^MeteordService'
 (cd "$DIST" && sha256sum -- *.deb *.msi meteord.exe >SHA256SUMS)
 
 # --- cross builds under emulation --------------------------------------------
@@ -159,7 +160,7 @@ smoke "meteord.exe under Wine" METEORD_SMOKE_BIN="$DIST/meteord.exe" METEORD_SMO
 # --- the .msi under Wine -------------------------------------------------------
 
 step "msiexec /i (with the autostart feature)"
-wine msiexec /i "$msi" /qn ADDLOCAL=ALL
+wine msiexec /i "$msi" /qn ADDLOCAL=Main,Autostart
 program_files="$WINEPREFIX/drive_c/Program Files/meteord"
 program_files_test="$WINEPREFIX/drive_c/meteord-test"
 mkdir -p "$program_files_test"
@@ -192,9 +193,10 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 # ports of its own (free ones), subscribers on loopback.
 service_config() {
     svc_control=$(free_port) svc_sub=$(free_port) svc_admin=$(free_port)
-    grep -vE '^(ControllerPort|SubscriberPort|SubscriberIP|AdminPort)\b' "$root/assets/meteord.conf" >"$program_data/meteord.conf"
+    # Global keys go before the first [mode] section.
     printf 'ControllerPort %s\nSubscriberPort %s\nSubscriberIP 127.0.0.1\nAdminPort %s\n' \
-        "$svc_control" "$svc_sub" "$svc_admin" >>"$program_data/meteord.conf"
+        "$svc_control" "$svc_sub" "$svc_admin" >"$program_data/meteord.conf"
+    grep -vE '^(ControllerPort|SubscriberPort|SubscriberIP|AdminPort)\b' "$root/assets/meteord.conf" >>"$program_data/meteord.conf"
 }
 control_line() { # port line -> the reply
     exec 5<>"/dev/tcp/127.0.0.1/$1"
@@ -215,6 +217,9 @@ step "meteord.exe service install / start: publish and subscribe / stop / uninst
 service_config
 cp "$DIST/meteord.exe" "$program_files_test/meteord.exe"
 wine "$program_files_test/meteord.exe" service install | grep -q "service 'meteord' installed"
+# Wine's service manager sees a new service only once it has restarted:
+# wait for this Wine session to end.
+wineserver -w
 wine "$program_files_test/meteord.exe" service start | grep -q "Running"
 service_serves "from-the-service"
 test -s "$program_data/admin-url"
@@ -226,15 +231,16 @@ if wine sc query meteord >/dev/null 2>&1; then
     exit 1
 fi
 
-step "msiexec /i SERVICE=1: the .msi installs and starts the service; /x removes it"
+step "msiexec /i ADDLOCAL=Main,Service: the .msi installs and starts the service; /x removes it"
 service_config
-wine msiexec /i "$msi" /qn SERVICE=1
-test -f "$program_files/meteord.exe"
-test -f "$program_files/meteord-package"
-wine sc query meteord | grep -q RUNNING || wine "$program_files/meteord.exe" service start >/dev/null
+wine msiexec /i "$msi" /qn ADDLOCAL=Main,Service
+wineserver -w
+test -f "$program_files/service/meteord.exe"
+test -f "$program_files/service/meteord-package"
+wine sc query meteord | grep -q RUNNING || wine "$program_files/service/meteord.exe" service start >/dev/null
 service_serves "from-the-msi-service"
 wine msiexec /x "$msi" /qn
-test ! -e "$program_files/meteord.exe"
+test ! -e "$program_files/service/meteord.exe"
 if wine sc query meteord >/dev/null 2>&1; then
     echo "installers.sh: the service outlived the uninstall" >&2
     exit 1

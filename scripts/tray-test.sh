@@ -131,8 +131,13 @@ open_menu() {
     xdotool mousemove "$icon_x" "$icon_y" click 1
     sleep 1
 }
-# The icon alone, as the tray host shows it.
-icon_shot() { import -window root -crop "${WIDTH}x${HEIGHT}+${X}+${Y}" +repage "$1"; }
+# The icon, as the tray host shows it (a strip around its middle: the
+# host's window can be narrower than the icon it draws).
+icon_shot() {
+    local left=$((icon_x - 32))
+    [ "$left" -ge 0 ] || left=0
+    import -window root -crop "64x${HEIGHT}+${left}+${Y}" +repage "$1"
+}
 differs() { # two icon shots differ in more than a few pixels
     local changed
     changed=$(compare -metric AE "$1" "$2" null: 2>&1 || true)

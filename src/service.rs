@@ -43,6 +43,11 @@ pub fn running_admin_url() -> Option<String> {
     imp::running_admin_url()
 }
 
+/// The service's folder (`C:\ProgramData\meteord`), on Windows.
+pub fn program_data() -> Option<std::path::PathBuf> {
+    imp::program_data()
+}
+
 /// The file in the service's data directory where it writes its admin
 /// UI's address for the tray.
 pub const ADMIN_URL_FILE: &str = "admin-url";
@@ -59,6 +64,10 @@ mod imp {
     }
 
     pub fn running_admin_url() -> Option<String> {
+        None
+    }
+
+    pub fn program_data() -> Option<std::path::PathBuf> {
         None
     }
 }

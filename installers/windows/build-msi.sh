@@ -4,8 +4,8 @@
 #
 #   installers/windows/build-msi.sh METEORD.EXE OUTDIR ["EXTRA ARGS"]
 #
-# msiexec /i meteord-<version>-x86_64.msi SERVICE=1 installs the Windows
-# service instead of a program started by hand (see meteord.wxs.in).
+# msiexec /i meteord-<version>-x86_64.msi ADDLOCAL=Main,Service also installs
+# the Windows service (see meteord.wxs.in).
 #
 # EXTRA ARGS are added to the command line of the Start-menu entry and of
 # the autostart entry (options that only some builds understand); they run

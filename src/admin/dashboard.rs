@@ -185,14 +185,17 @@ pub async fn page(State(admin): State<Arc<Admin>>, viewer: Viewer, headers: Head
         }
     };
     let tls = admin.node.tls.as_ref();
-    let mut listeners = vec![addr(
+    // The control and subscriber ports as bound (ports chosen at start
+    // included).
+    let bound = node.addresses;
+    let mut listeners = vec![(
         if tls.is_some() {
             "Subscribers (HTTPS)"
         } else {
             "Subscribers (HTTP)"
         },
-        config.subscriber_ip,
-        config.subscriber_port,
+        bound.subscriber.to_string(),
+        "",
     )];
     if tls.is_some() && config.plain_subscriber_port > 0 {
         listeners.push(addr(
@@ -201,14 +204,14 @@ pub async fn page(State(admin): State<Arc<Admin>>, viewer: Viewer, headers: Head
             config.plain_subscriber_port,
         ));
     }
-    listeners.push(addr(
+    listeners.push((
         if config.controller_tls {
             "Publishers (control, TLS)"
         } else {
             "Publishers (control)"
         },
-        config.controller_ip,
-        config.controller_port,
+        bound.control.to_string(),
+        "",
     ));
     if config.udp_port > 0 {
         listeners.push(addr("Publishers (UDP)", config.udp_ip, config.udp_port));

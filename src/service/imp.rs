@@ -49,10 +49,32 @@ pub fn command(action: Action, args: &LegacyArgs) -> anyhow::Result<String> {
     }
 }
 
-/// `%ProgramData%\meteord`: configuration, data and logs of the service.
-pub fn program_data() -> PathBuf {
-    std::env::var_os("ProgramData")
-        .map(PathBuf::from)
+/// `C:\ProgramData\meteord`: configuration, data and logs of the service.
+/// Asked of the shell (as the .msi does) rather than read from the
+/// environment, which a service's may not carry.
+fn folder() -> PathBuf {
+    use windows_sys::Win32::System::Com::CoTaskMemFree;
+    use windows_sys::Win32::UI::Shell::{FOLDERID_ProgramData, SHGetKnownFolderPath};
+
+    let mut path: windows_sys::core::PWSTR = std::ptr::null_mut();
+    // SAFETY: the out-pointer is valid; on success the shell hands over a
+    // NUL-terminated string that is read once and freed here.
+    let found = unsafe {
+        if SHGetKnownFolderPath(&FOLDERID_ProgramData, 0, std::ptr::null_mut(), &mut path) == 0
+            && !path.is_null()
+        {
+            let len = (0..).take_while(|&i| *path.add(i) != 0).count();
+            let wide = std::slice::from_raw_parts(path, len);
+            Some(PathBuf::from(String::from_utf16_lossy(wide)))
+        } else {
+            None
+        }
+    };
+    if !path.is_null() {
+        // SAFETY: allocated by SHGetKnownFolderPath, freed once.
+        unsafe { CoTaskMemFree(path as *const _) };
+    }
+    found
         .unwrap_or_else(|| PathBuf::from(r"C:\ProgramData"))
         .join("meteord")
 }
@@ -64,7 +86,7 @@ fn option_path(path: &Path) -> String {
 
 /// The service's options: the ProgramData locations unless given.
 fn with_service_defaults(args: &LegacyArgs) -> LegacyArgs {
-    let dir = program_data();
+    let dir = folder();
     let mut args = args.clone();
     let defaults = [
         ("ConfigFileLocation", dir.join("meteord.conf")),
@@ -105,7 +127,7 @@ fn manager(access: ServiceManagerAccess) -> anyhow::Result<ServiceManager> {
 }
 
 fn install(args: &LegacyArgs) -> anyhow::Result<String> {
-    let dir = program_data();
+    let dir = folder();
     std::fs::create_dir_all(dir.join("logs"))
         .with_context(|| format!("cannot create {}", dir.display()))?;
     let exe = std::env::current_exe().context("cannot find this program's path")?;
@@ -171,27 +193,35 @@ fn ensure_recovery() {
 }
 
 fn uninstall() -> anyhow::Result<String> {
+    wait_for_state("stop", ServiceState::Stopped, |s| s.stop().map(|_| ()))?;
     let manager = manager(ServiceManagerAccess::CONNECT)?;
-    let service = manager
-        .open_service(
-            NAME,
-            ServiceAccess::QUERY_STATUS | ServiceAccess::STOP | ServiceAccess::DELETE,
-        )
-        .context("the service is not installed")?;
-    if service.query_status()?.current_state != ServiceState::Stopped {
-        let _ = service.stop();
-        let started = Instant::now();
-        while service.query_status()?.current_state != ServiceState::Stopped
-            && started.elapsed() < STATE_WAIT
-        {
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-    service.delete()?;
+    open(&manager, ServiceAccess::DELETE)?.delete()?;
     Ok(format!(
         "service '{NAME}' removed; {} (configuration, data, logs) stays",
-        program_data().display()
+        folder().display()
     ))
+}
+
+/// Open the service; a service manager that is still loading its
+/// database right after it started is given a moment.
+fn open(
+    manager: &ServiceManager,
+    access: ServiceAccess,
+) -> anyhow::Result<windows_service::service::Service> {
+    let mut tries = 0;
+    loop {
+        match manager.open_service(NAME, access) {
+            Ok(service) => return Ok(service),
+            Err(_) if tries < 10 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e)
+                    .context("the service is not installed ('meteord service install')"))
+            }
+        }
+    }
 }
 
 /// Start or stop the service and wait until it is in `want`.
@@ -201,15 +231,16 @@ fn wait_for_state(
     act: impl FnOnce(&windows_service::service::Service) -> windows_service::Result<()>,
 ) -> anyhow::Result<String> {
     let manager = manager(ServiceManagerAccess::CONNECT)?;
-    let service = manager
-        .open_service(
-            NAME,
-            ServiceAccess::QUERY_STATUS | ServiceAccess::START | ServiceAccess::STOP,
-        )
-        .context("the service is not installed ('meteord service install')")?;
-    if service.query_status()?.current_state != want {
-        act(&service).with_context(|| format!("cannot {what} the service"))?;
-    }
+    let service = open(
+        &manager,
+        ServiceAccess::QUERY_STATUS | ServiceAccess::START | ServiceAccess::STOP,
+    )?;
+    // The request may race with the service manager doing the same (an
+    // automatic start): what counts is the state reached.
+    let refused = match service.query_status()?.current_state {
+        state if state == want => None,
+        _ => act(&service).err(),
+    };
     let started = Instant::now();
     loop {
         let state = service.query_status()?.current_state;
@@ -217,13 +248,20 @@ fn wait_for_state(
             return Ok(format!("service '{NAME}': {state:?}"));
         }
         if started.elapsed() > STATE_WAIT {
+            if let Some(e) = &refused {
+                anyhow::bail!("cannot {what} the service: {e}");
+            }
             anyhow::bail!(
                 "the service is {state:?} after {STATE_WAIT:?}; the log in {} says why",
-                program_data().join("logs").display()
+                folder().join("logs").display()
             );
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+pub fn program_data() -> Option<PathBuf> {
+    Some(folder())
 }
 
 pub fn running_admin_url() -> Option<String> {
@@ -235,7 +273,7 @@ pub fn running_admin_url() -> Option<String> {
     if service.query_status().ok()?.current_state != ServiceState::Running {
         return None;
     }
-    let written = std::fs::read_to_string(program_data().join(ADMIN_URL_FILE)).ok();
+    let written = std::fs::read_to_string(folder().join(ADMIN_URL_FILE)).ok();
     Some(
         written
             .map(|url| url.trim().to_string())
@@ -304,7 +342,12 @@ fn serve(
     }
     let config = match Config::load(&args) {
         Ok(config) => config,
-        Err(_) => return failed(),
+        Err(e) => {
+            // No log file yet: say why where the logs go.
+            let note = folder().join("logs").join("service-start-error.txt");
+            let _ = std::fs::write(&note, format!("configuration error: {e}\r\n"));
+            return failed();
+        }
     };
     let _log = crate::logging::init(&crate::logging::LogSettings::from_config(&config));
     tracing::info!("running as the Windows service '{NAME}'");

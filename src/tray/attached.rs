@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{error, info};
 use tray_icon::menu::{Menu, MenuEvent, MenuItem, PredefinedMenuItem};
-use tray_icon::{TrayIcon, TrayIconBuilder};
+use tray_icon::TrayIcon;
 
 use super::icon::{self, State};
 use super::Ticker;
@@ -85,11 +85,7 @@ impl Attached {
             &PredefinedMenuItem::separator(),
             &quit,
         ])?;
-        let icon = TrayIconBuilder::new()
-            .with_menu(Box::new(menu))
-            .with_tooltip("meteord")
-            .with_icon(icon::icon(State::Running, false)?)
-            .build()?;
+        let icon = icon::tray_icon(menu)?;
         let addr = url
             .split("://")
             .nth(1)
@@ -169,9 +165,8 @@ impl Ticker for Attached {
 /// The service's logs on Windows; elsewhere the log folder of this
 /// configuration, which the other copy most likely shares.
 fn logs_folder() -> Option<std::path::PathBuf> {
-    if cfg!(windows) && crate::service::running_admin_url().is_some() {
-        let data = std::env::var_os("ProgramData")?;
-        return Some(std::path::Path::new(&data).join("meteord").join("logs"));
+    if crate::service::running_admin_url().is_some() {
+        return crate::service::program_data().map(|dir| dir.join("logs"));
     }
     crate::logging::directory().map(|d| d.to_path_buf())
 }

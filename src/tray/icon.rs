@@ -1,7 +1,8 @@
 //! The tray's status icons, drawn at start: a disc whose colour and mark
 //! say the state, and a dot in the corner while an update is available.
 
-use tray_icon::Icon;
+use tray_icon::menu::Menu;
+use tray_icon::{Icon, TrayIcon, TrayIconBuilder};
 
 /// What the icon shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +26,15 @@ impl State {
 }
 
 const SIZE: u32 = 32;
+
+/// The tray icon with its menu, showing "running" until told otherwise.
+pub fn tray_icon(menu: Menu) -> anyhow::Result<TrayIcon> {
+    Ok(TrayIconBuilder::new()
+        .with_menu(Box::new(menu))
+        .with_tooltip("meteord")
+        .with_icon(icon(State::Running, false)?)
+        .build()?)
+}
 
 /// The icon for `state`, with the update dot when `update`.
 pub fn icon(state: State, update: bool) -> anyhow::Result<Icon> {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{error, info};
 use tray_icon::menu::{Menu, MenuEvent, MenuItem, PredefinedMenuItem};
-use tray_icon::{TrayIcon, TrayIconBuilder};
+use tray_icon::TrayIcon;
 
 use super::icon::{self, State};
 use super::{notify, Stopped, Ticker};
@@ -92,11 +92,7 @@ impl Tray {
             &PredefinedMenuItem::separator(),
             &quit,
         ])?;
-        let icon = TrayIconBuilder::new()
-            .with_menu(Box::new(menu))
-            .with_tooltip("meteord")
-            .with_icon(icon::icon(State::Running, false)?)
-            .build()?;
+        let icon = icon::tray_icon(menu)?;
         let last_published = ready.node.hub.stats.get(Stat::UniqueMessages);
         let mut tray = Tray {
             ready,

@@ -1,6 +1,7 @@
 //! Telling the desktop that an update is available, besides the icon's
 //! dot and the menu: a notification through the freedesktop notification
-//! service on Linux (D-Bus, through GTK's gio). Windows and macOS show the
+//! service on Linux (D-Bus, through GTK's gio), and through Notification
+//! Center on macOS (`osascript`, which every Mac has). Windows shows the
 //! icon, its tooltip and the menu item only.
 
 /// Show "meteord `version` is available" as a desktop notification.
@@ -53,7 +54,35 @@ mod imp {
     }
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(target_os = "macos")]
+mod imp {
+    use tracing::warn;
+
+    /// An AppleScript string literal of `text`.
+    fn quoted(text: &str) -> String {
+        format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+    }
+
+    pub fn notify(summary: &str, body: &str) {
+        let script = format!(
+            "display notification {} with title {}",
+            quoted(body),
+            quoted(summary)
+        );
+        match std::process::Command::new("/usr/bin/osascript")
+            .args(["-e", &script])
+            .spawn()
+        {
+            // Reaped on a thread of its own: the tray's loop must not stall.
+            Ok(mut child) => drop(std::thread::spawn(move || child.wait())),
+            Err(e) => {
+                warn!("tray: no desktop notification ({e}); the tray menu offers the update")
+            }
+        }
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 mod imp {
     pub fn notify(_summary: &str, _body: &str) {}
 }

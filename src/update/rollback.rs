@@ -236,14 +236,20 @@ mod tests {
         exe
     }
 
-    #[test]
-    fn a_rollback_swaps_the_programs() {
+    /// "old", updated to "new" (9.0.0) as an update does it.
+    fn updated() -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let exe = program(dir.path(), b"old");
         assert!(matches!(roll_back(&exe), Err(UpdateError::NoPrevious)));
         let staged = stage_previous(&exe).unwrap();
         std::fs::write(&exe, b"new").unwrap();
         keep_previous(&exe, &staged, "9.0.0");
+        (dir, exe)
+    }
+
+    #[test]
+    fn a_rollback_swaps_the_programs() {
+        let (_dir, exe) = updated();
         assert_eq!(previous(&exe).as_deref(), Some(CURRENT_VERSION));
 
         assert_eq!(roll_back(&exe).unwrap(), CURRENT_VERSION);
@@ -255,11 +261,7 @@ mod tests {
 
     #[test]
     fn a_second_start_of_an_unconfirmed_trial_rolls_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let exe = program(dir.path(), b"old");
-        let staged = stage_previous(&exe).unwrap();
-        std::fs::write(&exe, b"new").unwrap();
-        keep_previous(&exe, &staged, "9.0.0");
+        let (_dir, exe) = updated();
         assert_eq!(on_start(&exe), OnStart::Serve);
         assert!(on_trial(&exe));
         // It died without confirming; the next start goes back.
@@ -276,11 +278,7 @@ mod tests {
 
     #[test]
     fn a_confirmed_program_stays() {
-        let dir = tempfile::tempdir().unwrap();
-        let exe = program(dir.path(), b"old");
-        let staged = stage_previous(&exe).unwrap();
-        std::fs::write(&exe, b"new").unwrap();
-        keep_previous(&exe, &staged, "9.0.0");
+        let (_dir, exe) = updated();
         assert_eq!(on_start(&exe), OnStart::Serve);
         confirm(&exe);
         assert_eq!(on_start(&exe), OnStart::Serve);

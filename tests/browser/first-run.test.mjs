@@ -10,32 +10,12 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { REPO, launchBrowser, startMeteord } from './lib/harness.mjs';
+import { REPO, VIEWPORTS, adminPort, launchBrowser, startMeteord, watchProblems } from './lib/harness.mjs';
 
 const SHOTS = path.join(REPO, 'target/screenshots');
-const VIEWPORTS = {
-  desktop: { width: 1280, height: 800 },
-  phone: { width: 390, height: 844, isMobile: true, hasTouch: true },
-};
 
-async function adminPort(server) {
-  for (let i = 0; i < 200; i += 1) {
-    const m = /admin listening on 127\.0\.0\.1:(\d+)/.exec(server.log());
-    if (m) return Number(m[1]);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`no admin listener in the log:\n${server.log()}`);
-}
-
-function watchProblems(page, problems) {
-  page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
-  page.on('console', (msg) => {
-    if (msg.type() === 'error' || msg.type() === 'warning') problems.push(`console.${msg.type()}: ${msg.text()}`);
-  });
-  page.on('response', (res) => {
-    if (res.status() >= 400) problems.push(`HTTP ${res.status()} for ${res.url()}`);
-  });
-}
+/** Nothing on the page is wider than `width` (no sideways scrolling). */
+const fitsWidth = (width) => document.documentElement.scrollWidth <= width;
 
 const texts = () => Array.from(document.querySelectorAll('#messages .text')).map((el) => el.textContent);
 
@@ -82,6 +62,7 @@ describe('first run', () => {
       for (const [size, viewport] of Object.entries(VIEWPORTS)) {
         await dash.setViewport(viewport);
         await dash.goto(`${admin}/`);
+        assert.ok(await dash.evaluate(fitsWidth, viewport.width), `the dashboard fits the ${size} width`);
         await dash.screenshot({ path: path.join(SHOTS, `dashboard-first-steps-${size}.png`), fullPage: true });
       }
 
@@ -101,6 +82,7 @@ describe('first run', () => {
       for (const [size, viewport] of Object.entries(VIEWPORTS)) {
         await home.setViewport(viewport);
         await home.waitForFunction(() => document.querySelectorAll('#messages .text').length === 2, { timeout: 10000 });
+        assert.ok(await home.evaluate(fitsWidth, viewport.width), `the home page fits the ${size} width`);
         await home.screenshot({ path: path.join(SHOTS, `home-live-${size}.png`), fullPage: true });
       }
       await dash.goto(`${admin}/`);
@@ -122,13 +104,25 @@ describe('first run', () => {
       const changed = await dash.evaluate(() => Array.from(document.querySelectorAll('tr[data-search]')).filter((r) => !r.hidden).map((r) => r.dataset.changed));
       assert.ok(changed.length > 0 && changed.every((c) => c === '1'), 'only changed settings are left');
       assert.ok(!(await dash.evaluate(visibleGroups)).includes('webhooks'), 'no webhook setting was changed');
+      // The same at each width: the topics, the filter and "only changed"
+      // work, and nothing is wider than the screen.
       for (const [size, viewport] of Object.entries(VIEWPORTS)) {
         await dash.setViewport(viewport);
+        await dash.goto(`${admin}/settings`);
+        assert.ok(await dash.evaluate(fitsWidth, viewport.width), `the settings page fits the ${size} width`);
+        assert.ok(await dash.$eval('.topic-nav', (el) => el.getBoundingClientRect().height > 0), `the topic links show at ${size} width`);
+        await dash.screenshot({ path: path.join(SHOTS, `server-settings-topics-${size}.png`), fullPage: true });
         await dash.goto(`${admin}/settings?changed=1`);
         assert.equal(await dash.$eval('#changed-only', (el) => el.checked), true);
+        assert.ok(!(await dash.evaluate(visibleGroups)).includes('webhooks'), `"only changed" at ${size} width`);
         await dash.screenshot({ path: path.join(SHOTS, `server-settings-changed-${size}.png`), fullPage: true });
         await dash.goto(`${admin}/settings`);
         await dash.type('#settings-filter', 'tls');
+        const rows = await dash.evaluate(() => Array.from(document.querySelectorAll('tr[data-search]')).map((r) => ({ shown: !r.hidden, text: r.dataset.search })));
+        const shown = rows.filter((r) => r.shown);
+        assert.ok(shown.length > 0 && shown.length < rows.length && shown.every((r) => r.text.includes('tls')), `the filter at ${size} width`);
+        assert.ok((await dash.evaluate(visibleGroups)).includes('tls'), `the TLS topic is left at ${size} width`);
+        assert.ok(await dash.evaluate(fitsWidth, viewport.width), `the filtered settings fit the ${size} width`);
         await dash.screenshot({ path: path.join(SHOTS, `server-settings-filter-${size}.png`), fullPage: true });
       }
       assert.deepEqual(problems, []);
