@@ -8,7 +8,8 @@
 #
 # Expects the binaries built first, e.g.
 #   cargo build --release --bin meteord --target aarch64-unknown-linux-gnu
-# (scripts/installers.sh --release builds all four).
+# (scripts/installers.sh --release builds all four), in CARGO_TARGET_DIR
+# when it is set, else in target/.
 #
 # Foreign Linux binaries run under qemu-user, whose process holds the
 # emulator and its translated code as well as the server. qemu is told to
@@ -20,6 +21,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 profile=${1:-release}
+target_dir=${CARGO_TARGET_DIR:-target}
 settle=${SETTLE_SECONDS:-5}
 GUEST_BASE=0x100000000000
 
@@ -91,7 +93,7 @@ idle_rss() { # target binary
 printf '%-31s %9s %6s | %-21s | %-21s\n' "" "" "" "process RSS MiB" "server RSS MiB"
 printf '%-31s %9s %6s | %10s %10s | %10s %10s\n' target bytes MiB total anon total anon
 for target in x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf x86_64-pc-windows-gnu; do
-    bin="target/$target/$profile/meteord"
+    bin="$target_dir/$target/$profile/meteord"
     [ "$target" = x86_64-pc-windows-gnu ] && bin="$bin.exe"
     if [ ! -f "$bin" ]; then
         printf '%-31s %9s\n' "$target" "(not built)"

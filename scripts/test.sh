@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 # appindicator library build and run the tray icon (cargo feature `tray`);
 # Xvfb, trayer, D-Bus, ImageMagick and xdotool drive it in scripts/tray-test.sh.
 # The cluster tests start their own redis-server on loopback ports (the
-# package's own service is not used).
-PACKAGES=(chromium redis-server libgtk-3-dev libayatana-appindicator3-dev xvfb trayer dbus-x11 imagemagick xdotool)
+# package's own service is not used); the ACME tests start pebble, Let's
+# Encrypt's test CA, the same way (tests/acme/pebble.rs).
+PACKAGES=(chromium redis-server pebble libgtk-3-dev libayatana-appindicator3-dev xvfb trayer dbus-x11 imagemagick xdotool)
 # Node.js may come from elsewhere than Debian; only install it if absent.
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     PACKAGES+=(nodejs npm)

@@ -5,13 +5,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use tracing_appender::non_blocking::{NonBlocking, WorkerGuard};
+use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuard};
 use tracing_appender::rolling::{RollingFileAppender, Rotation};
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::FormatTime;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
-use tracing_subscriber::{EnvFilter, Layer, Registry};
+use tracing_subscriber::{Layer, Registry};
 
 use crate::config::{Config, LogFormat};
 
@@ -76,11 +77,15 @@ type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync>;
 /// stalling subscribers). A log directory that cannot be used is reported
 /// on standard error and the server logs there only.
 pub fn init(settings: &LogSettings) -> LogGuard {
-    let level = if settings.debug { "debug" } else { "info" };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let level = if settings.debug {
+        LevelFilter::DEBUG
+    } else {
+        LevelFilter::INFO
+    };
+    let filter = filter(std::env::var("RUST_LOG").ok().as_deref(), level);
     let mut guards = Vec::new();
 
-    let (console, guard) = tracing_appender::non_blocking(std::io::stderr());
+    let (console, guard) = non_blocking(std::io::stderr());
     guards.push(guard);
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mut layers: Vec<BoxedLayer> = vec![text_layer(console, ansi, settings.unix_time)];
@@ -89,7 +94,7 @@ pub fn init(settings: &LogSettings) -> LogGuard {
     let active = match &settings.directory {
         Some(dir) => match open_files(dir, settings.retention) {
             Ok(appender) => {
-                let (writer, guard) = tracing_appender::non_blocking(appender);
+                let (writer, guard) = non_blocking(appender);
                 guards.push(guard);
                 layers.push(match settings.format {
                     LogFormat::Text => text_layer(writer, false, settings.unix_time),
@@ -115,6 +120,30 @@ pub fn init(settings: &LogSettings) -> LogGuard {
         tracing::warn!("{message}");
     }
     LogGuard { _guards: guards }
+}
+
+/// Lines waiting for each writer thread. The queue is allocated whole at
+/// start (32 bytes a line on 64-bit machines): tracing-appender's default of
+/// 128,000 lines held 4 MiB per destination in an idle server, most of its
+/// memory. 16,384 lines still ride out a burst of thousands of connections
+/// while a slow disk catches up; past that, lines are dropped.
+const QUEUED_LINES: usize = 16_384;
+
+/// A writer fed by a background thread, so that logging never blocks.
+fn non_blocking<W: std::io::Write + Send + 'static>(writer: W) -> (NonBlocking, WorkerGuard) {
+    NonBlockingBuilder::default()
+        .buffered_lines_limit(QUEUED_LINES)
+        .lossy(true)
+        .finish(writer)
+}
+
+/// `RUST_LOG` (`debug`, or `info,meteord::tls=debug`: levels per target,
+/// without the regular expressions of tracing's EnvFilter, which cost a
+/// regex engine in the binary), else `level`. A bare name is a target with
+/// every level; a spec that does not parse is ignored.
+fn filter(spec: Option<&str>, level: LevelFilter) -> Targets {
+    spec.and_then(|spec| spec.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(level))
 }
 
 /// The daily-rotated files in `dir` (created if missing), keeping the
@@ -152,5 +181,29 @@ fn json_layer(writer: NonBlocking, unix_time: bool) -> BoxedLayer {
         layer.with_timer(UnixTime).boxed()
     } else {
         layer.boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing::Level;
+
+    #[test]
+    fn rust_log_sets_levels_per_target() {
+        let f = filter(Some("info,meteord::tls=debug"), LevelFilter::WARN);
+        assert!(f.would_enable("meteord::tls::acme", &Level::DEBUG));
+        assert!(!f.would_enable("meteord::hub", &Level::DEBUG));
+        assert!(f.would_enable("meteord::hub", &Level::INFO));
+        // A bare name is a target with every level, as with EnvFilter.
+        let f = filter(Some("meteord"), LevelFilter::WARN);
+        assert!(f.would_enable("meteord::tls", &Level::TRACE));
+        assert!(!f.would_enable("hyper", &Level::ERROR));
+        // A level that is not one: the default stays.
+        let f = filter(Some("meteord=loud"), LevelFilter::WARN);
+        assert!(!f.would_enable("meteord", &Level::INFO));
+        assert!(f.would_enable("meteord", &Level::WARN));
+        let f = filter(None, LevelFilter::DEBUG);
+        assert!(f.would_enable("hyper", &Level::DEBUG));
     }
 }

@@ -151,3 +151,78 @@ async fn trickling_clients_do_not_delay_subscribers() {
     drop(slow);
     server.stop().await;
 }
+
+/// The subscriber port fills what the file descriptor limit allows, less a
+/// reserve: the next subscriber gets a 503, every held one still gets every
+/// message, and the control port and admin UI keep answering.
+#[tokio::test]
+async fn a_full_subscriber_port_answers_503_and_the_rest_keeps_working() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server =
+        common::Process::start_with_fd_limit(&["-MaxTime", "0", "-PingInterval", "0"], 256);
+    let admin = server.logged_addr("admin listening on ");
+    let mut held = Vec::new();
+    let refused = loop {
+        let mut stream = TcpStream::connect(server.subscriber).await.unwrap();
+        let request = format!(
+            "GET /push/h{}/xhrinteractive/full HTTP/1.1\r\nHost: x\r\n\r\n",
+            held.len()
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut head = vec![0u8; 512];
+        let n = tokio::time::timeout(common::WAIT, stream.read(&mut head))
+            .await
+            .expect("every connection is answered at once")
+            .unwrap();
+        let head = String::from_utf8_lossy(&head[..n]).to_string();
+        if head.starts_with("HTTP/1.1 503") {
+            break head;
+        }
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        held.push(stream);
+        assert!(held.len() <= 256, "never refused");
+    };
+    // 256 descriptors, 64 kept back: 192 at most, less what the server
+    // itself holds open among them.
+    assert!((150..=192).contains(&held.len()), "held {}", held.len());
+    assert!(refused.contains("503 Service Unavailable"));
+    // Still full: refused again, at once.
+    let again = common::get(server.subscriber, "/push/h2/xhrinteractive/full").await;
+    assert!(String::from_utf8_lossy(&again).starts_with("HTTP/1.1 503"));
+    // The control port publishes; every held subscriber gets the message.
+    let mut control = common::Control::connect(server.control).await;
+    assert!(control
+        .command("ADDMESSAGE full everyone")
+        .await
+        .starts_with("OK"));
+    for stream in &mut held {
+        let mut got = Vec::new();
+        let mut chunk = [0u8; 1024];
+        while common::find(&got, b"everyone").is_none() {
+            let n = tokio::time::timeout(common::WAIT, stream.read(&mut chunk))
+                .await
+                .expect("the message arrives")
+                .unwrap();
+            assert!(n > 0, "closed");
+            got.extend_from_slice(&chunk[..n]);
+        }
+    }
+    // The admin UI answers too.
+    let login = common::request(admin, "GET", "/login", &[], b"").await;
+    assert!(
+        login.status == 200 || login.status == 303,
+        "{}",
+        login.status
+    );
+    assert_eq!(
+        server
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains("accept failed"))
+            .count(),
+        0,
+        "refused with a 503, not by failing to accept"
+    );
+}

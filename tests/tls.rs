@@ -6,14 +6,12 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
@@ -89,7 +87,7 @@ impl Pki {
     }
 
     fn connector(&self) -> TlsConnector {
-        connector(std::slice::from_ref(&self.ca_der))
+        connector(std::slice::from_ref(&self.ca_der), &[])
     }
 }
 
@@ -98,31 +96,6 @@ fn write_replacing(path: &Path, bytes: &[u8]) {
     let temp = path.with_extension("new");
     std::fs::write(&temp, bytes).unwrap();
     std::fs::rename(&temp, path).unwrap();
-}
-
-fn fingerprint(der: &[u8]) -> String {
-    Sha256::digest(der)
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
-fn connector(roots: &[CertificateDer<'static>]) -> TlsConnector {
-    let mut store = rustls::RootCertStore::empty();
-    for root in roots {
-        store.add(root.clone()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(store)
-        .with_no_client_auth();
-    // Every connection a full handshake: a resumed session would report
-    // the certificate of the session it resumes.
-    config.resumption = rustls::client::Resumption::disabled();
-    TlsConnector::from(Arc::new(config))
 }
 
 async fn connect(tls: &TlsConnector, addr: SocketAddr, name: &str) -> TlsStream<TcpStream> {
@@ -347,15 +320,7 @@ async fn admin_ui_over_tls_sets_secure_cookies() {
         .unwrap_or_else(|| panic!("no session cookie: {}", done.head));
     assert!(session.contains("; Secure"), "{session}");
     // The dashboard names the certificate and its fingerprint.
-    let cookie = session
-        .split_once(':')
-        .unwrap()
-        .1
-        .split(';')
-        .next()
-        .unwrap()
-        .trim()
-        .to_string();
+    let cookie = session_cookie(&done.head);
     let dashboard = tls_request(
         &tls,
         admin,
@@ -580,7 +545,7 @@ async fn self_signed_certificate_is_made_once_and_kept() {
     use rustls::pki_types::pem::PemObject;
     let cert = CertificateDer::from_pem_slice(&cert_pem).unwrap();
     // Trusting exactly that certificate, a client verifies the extra name.
-    let tls = connector(std::slice::from_ref(&cert));
+    let tls = connector(std::slice::from_ref(&cert), &[]);
     let stream = connect(&tls, server.subscriber, "meteor.lan").await;
     let served = stream.get_ref().1.peer_certificates().unwrap()[0].clone();
     assert_eq!(served, cert);

@@ -239,7 +239,7 @@ fn channel_page(admin: &Admin, viewer: &Viewer, name: &str) -> ChannelPage {
     let members = admin
         .node
         .presence
-        .members(name.as_bytes())
+        .members(hub, name.as_bytes())
         .into_iter()
         .map(|m| MemberRow {
             user: m.user.clone().unwrap_or_default(),

@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 
+use super::certificate::{tls_card, TlsCard};
 use super::live::{self, Sample};
 use super::security::Viewer;
 use super::view::{self, Layout};
@@ -48,6 +49,8 @@ struct DashboardPage {
     /// Until the first message is published: how to publish one.
     first_steps: Option<FirstSteps>,
     demo_channel: &'static str,
+    /// The certificate, with TLS on.
+    tls: Option<TlsCard>,
 }
 
 /// The dashboard's update card.
@@ -220,18 +223,6 @@ pub async fn page(State(admin): State<Arc<Admin>>, viewer: Viewer, headers: Head
         Some(bound) => ("Admin UI", bound.to_string(), ""),
         None => addr("Admin UI", config.admin_ip, config.admin_port),
     });
-    if let Some(tls) = tls {
-        listeners.push((
-            "TLS certificate",
-            tls.certificate_file().display().to_string(),
-            if tls.is_self_signed() {
-                "self-signed: browsers ask to trust it once"
-            } else {
-                ""
-            },
-        ));
-        listeners.push(("Certificate SHA-256", tls.fingerprint(), ""));
-    }
     let updates = node.updates.status();
     let feed = crate::update::feed::resolve(&config);
     let update = UpdateView {
@@ -291,6 +282,7 @@ pub async fn page(State(admin): State<Arc<Admin>>, viewer: Viewer, headers: Head
         cluster: node.cluster().map(|c| cluster_card(c)),
         first_steps,
         demo_channel: DEMO_CHANNEL,
+        tls: tls.map(|tls| tls_card(tls, &config)),
     };
     viewer.page(StatusCode::OK, &page)
 }

@@ -29,6 +29,7 @@
 //! actions (`appliance.rs`) and live figures (`live.rs`).
 
 mod appliance;
+mod certificate;
 mod channel_settings;
 mod channels;
 mod dashboard;

@@ -131,7 +131,7 @@ pub async fn presence(
             return refused;
         }
     }
-    let members = node.presence.members(name.as_bytes());
+    let members = node.presence.members(&node.hub, name.as_bytes());
     let connections: usize = members.iter().map(|m| m.connections.len()).sum();
     let members: Vec<serde_json::Value> = members
         .iter()

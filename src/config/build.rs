@@ -12,7 +12,10 @@ use super::cli::LegacyArgs;
 use super::file::ConfigFile;
 use super::keys::{self, Scope};
 use super::resolve::Resolver;
-use super::values::{default_data_dir, default_log_directory, EngineKind, TlsKeyword, TlsMode};
+use super::values::{
+    default_data_dir, default_log_directory, AcmeChallenge, AcmeSettings, EngineKind, TlsKeyword,
+    TlsMode,
+};
 use super::{check_redis_url, host_name, redact_url, valid_node_name};
 use super::{Config, ConfigError, PublishRate, Setting, Source, WebhookEvent};
 
@@ -66,16 +69,17 @@ impl Config {
         }
         let subscriber_port = r.port("SubscriberPort")?;
         let engine = r.keyword("Engine")?;
-        let tls = tls_mode(&r)?;
+        // Read only with TLS on: without it the key means nothing.
+        let plain_port = match r.keyword::<TlsKeyword>("TLS")? {
+            TlsKeyword::Off => 0,
+            _ => r.port("PlainSubscriberPort")?,
+        };
+        let tls = tls_mode(&r, plain_port)?;
         let tls_on = tls != TlsMode::Off;
 
         Ok(Config {
             controller_tls: tls_on && r.flag("ControllerTLS", None)?,
-            plain_subscriber_port: if tls_on {
-                r.port("PlainSubscriberPort")?
-            } else {
-                0
-            },
+            plain_subscriber_port: plain_port,
             hsts_max_age: r.number("HSTSMaxAge", None)?,
             tls,
             controller_allow: match r.trimmed("ControllerAllow").as_str() {
@@ -383,7 +387,7 @@ fn node_name(r: &Resolver, subscriber_port: u16) -> Result<String, ConfigError> 
 }
 
 /// The TLS keys as one [`TlsMode`].
-fn tls_mode(r: &Resolver) -> Result<TlsMode, ConfigError> {
+fn tls_mode(r: &Resolver, plain_port: u16) -> Result<TlsMode, ConfigError> {
     let file = |key: &str| {
         let value = r.trimmed(key);
         if value.is_empty() {
@@ -392,18 +396,108 @@ fn tls_mode(r: &Resolver) -> Result<TlsMode, ConfigError> {
             Ok(PathBuf::from(value))
         }
     };
+    let hostnames = || -> Vec<String> {
+        r.string("TLSHostnames", None)
+            .split_whitespace()
+            .map(str::to_ascii_lowercase)
+            .collect()
+    };
     Ok(match r.keyword::<TlsKeyword>("TLS")? {
         TlsKeyword::Off => TlsMode::Off,
         TlsKeyword::On => TlsMode::Files {
             cert: file("TLSCertificateFile")?,
             key: file("TLSKeyFile")?,
         },
-        TlsKeyword::SelfSigned => TlsMode::SelfSigned {
-            names: r
-                .string("TLSHostnames", None)
-                .split_whitespace()
-                .map(str::to_ascii_lowercase)
-                .collect(),
-        },
+        TlsKeyword::SelfSigned => TlsMode::SelfSigned { names: hostnames() },
+        TlsKeyword::Acme => TlsMode::Acme(acme_settings(r, hostnames(), plain_port)?),
     })
+}
+
+/// The ACME keys, checked: names a CA can certify, an https directory, a
+/// challenge this configuration can answer.
+fn acme_settings(
+    r: &Resolver,
+    names: Vec<String>,
+    plain_port: u16,
+) -> Result<AcmeSettings, ConfigError> {
+    let mut names: Vec<String> = names
+        .into_iter()
+        .map(|name| name.trim_end_matches('.').to_string())
+        .collect();
+    let mut seen = BTreeSet::new();
+    names.retain(|name| seen.insert(name.clone()));
+    if names.is_empty() {
+        return Err(r.problem(
+            "TLSHostnames",
+            "TLS acme needs the names to certify, such as push.example.com".into(),
+        ));
+    }
+    if let Some(problem) = names.iter().find_map(|name| acme_name_problem(name)) {
+        return Err(r.problem("TLSHostnames", problem));
+    }
+    let email = r.trimmed("ACMEEmail");
+    if !email.is_empty()
+        && (!email.contains('@') || email.contains(|c: char| c.is_whitespace() || c == ','))
+    {
+        return Err(r.invalid("ACMEEmail", None, "expected one e-mail address"));
+    }
+    let directory = r.trimmed("ACMEDirectory");
+    let host = directory
+        .strip_prefix("https://")
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_default();
+    if host.is_empty() {
+        return Err(r.invalid(
+            "ACMEDirectory",
+            None,
+            "expected the https:// URL of an ACME directory",
+        ));
+    }
+    let challenges = match r.keyword::<AcmeChallenge>("ACMEChallenge")? {
+        AcmeChallenge::Auto if plain_port > 0 => {
+            vec![AcmeChallenge::TlsAlpn01, AcmeChallenge::Http01]
+        }
+        AcmeChallenge::Auto => vec![AcmeChallenge::TlsAlpn01],
+        AcmeChallenge::Http01 if plain_port == 0 => {
+            return Err(r.problem(
+                "ACMEChallenge",
+                "http-01 is answered on PlainSubscriberPort: set it (to the port the CA reaches as port 80)".into(),
+            ))
+        }
+        one => vec![one],
+    };
+    Ok(AcmeSettings {
+        names,
+        email: (!email.is_empty()).then_some(email),
+        directory,
+        ca_file: Some(r.trimmed("ACMECAFile"))
+            .filter(|path| !path.is_empty())
+            .map(PathBuf::from),
+        challenges,
+        first_retry: AcmeSettings::FIRST_RETRY,
+    })
+}
+
+/// Why an ACME CA cannot certify `name` with the challenges served here.
+fn acme_name_problem(name: &str) -> Option<String> {
+    if name.starts_with("*.") {
+        return Some(format!(
+            "'{name}': a wildcard needs the DNS-01 challenge, which meteord does not answer; list the names"
+        ));
+    }
+    if name.parse::<IpAddr>().is_ok() {
+        return Some(format!(
+            "'{name}' is an address: TLS acme certifies DNS names (use TLS self-signed or on for addresses)"
+        ));
+    }
+    let valid_label = |label: &str| {
+        (1..=63).contains(&label.len())
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    (name.len() > 253 || !name.split('.').all(valid_label))
+        .then(|| format!("'{name}' is not a DNS name"))
 }

@@ -28,6 +28,30 @@ const HTTP_HEADER: &str = "HTTP/1.1 ~status~\\r\\nServer: ~server~\\r\\nContent-
 /// Every key meteord 1.06 understands, in its original order.
 pub const KEYS: &[Key] = &[
     Key {
+        name: "ACMECAFile",
+        default: "",
+        scope: Scope::Global,
+        help: "With TLS acme: PEM file of the root certificates to trust the ACME server's own HTTPS with, for a private CA such as step-ca (empty: the well-known public roots)",
+    },
+    Key {
+        name: "ACMEChallenge",
+        default: "auto",
+        scope: Scope::Global,
+        help: "With TLS acme: how the CA checks the names: tls-alpn-01 (on SubscriberPort, which the CA reaches as port 443), http-01 (on PlainSubscriberPort, reached as port 80) or auto (tls-alpn-01, then http-01 after a failure when PlainSubscriberPort is set)",
+    },
+    Key {
+        name: "ACMEDirectory",
+        default: super::values::LETS_ENCRYPT,
+        scope: Scope::Global,
+        help: "With TLS acme: the directory URL of the ACME certificate authority (default: Let's Encrypt; its staging directory for trials is https://acme-staging-v02.api.letsencrypt.org/directory)",
+    },
+    Key {
+        name: "ACMEEmail",
+        default: "",
+        scope: Scope::Global,
+        help: "With TLS acme: contact address given to the certificate authority, for expiry and policy notices (empty: none)",
+    },
+    Key {
         name: "AdminIP",
         default: "",
         scope: Scope::Global,
@@ -373,7 +397,7 @@ pub const KEYS: &[Key] = &[
         name: "TLS",
         default: "off",
         scope: Scope::Global,
-        help: "HTTPS and WSS on the subscriber port and the admin UI: off, on (TLSCertificateFile and TLSKeyFile) or self-signed (made once and kept in DataDirectory/tls)",
+        help: "HTTPS and WSS on the subscriber port and the admin UI: off, on (TLSCertificateFile and TLSKeyFile), self-signed (made once and kept in DataDirectory/tls) or acme (obtained for TLSHostnames from ACMEDirectory, renewed by itself and kept in DataDirectory/tls/acme)",
     },
     Key {
         name: "TLSCertificateFile",
@@ -385,7 +409,7 @@ pub const KEYS: &[Key] = &[
         name: "TLSHostnames",
         default: "",
         scope: Scope::Global,
-        help: "Extra names and addresses (space-separated) for the self-signed certificate, besides localhost and this machine's name",
+        help: "With TLS acme: the names (space-separated) to obtain the certificate for. With TLS self-signed: extra names and addresses, besides localhost and this machine's name",
     },
     Key {
         name: "TLSKeyFile",
@@ -503,6 +527,10 @@ pub fn needs_restart(name: &str) -> bool {
                 | "TLSKeyFile"
                 | "TLSHostnames"
                 | "ControllerTLS"
+                | "ACMECAFile"
+                | "ACMEChallenge"
+                | "ACMEDirectory"
+                | "ACMEEmail"
                 | "Engine"
                 | "NodeName"
                 | "RedisCAFile"
@@ -515,6 +543,7 @@ pub fn needs_restart(name: &str) -> bool {
 /// file and the command line may set them: from the admin UI they would let
 /// whoever holds its password serve `/etc` or the database to anyone.
 pub const PATH_KEYS: &[&str] = &[
+    "ACMECAFile",
     "ConfigFileLocation",
     "TokenPublicKeyFile",
     "DataDirectory",
@@ -556,6 +585,8 @@ mod tests {
         assert!(!ui_settable("DataDirectory"));
         assert!(PATH_KEYS.iter().all(|k| find(k).is_some()));
         assert!(!ui_settable("MessageTemplate")); // per mode
+        assert!(needs_restart("ACMEDirectory"));
+        assert!(!ui_settable("ACMECAFile"));
     }
 
     #[test]

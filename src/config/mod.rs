@@ -25,7 +25,8 @@ use crate::template::Template;
 pub use cli::{parse_args, Invocation, LegacyArgs};
 pub use file::ConfigFile;
 pub use values::{
-    AutoUpdate, EngineKind, LogFormat, MetricsAccess, Persistence, TlsMode, UpdateChannel,
+    AcmeChallenge, AcmeSettings, AutoUpdate, EngineKind, LogFormat, MetricsAccess, Persistence,
+    TlsMode, UpdateChannel,
 };
 
 /// The configuration used when no config file exists: the example

@@ -103,7 +103,9 @@ pub fn topic(key: &str) -> Option<Topic> {
         | "PingInterval" => Topic::Limits,
         "ControllerAllow" | "AllowOrigin" | "TrustedProxies" | "Metrics" => Topic::Security,
         "TLS" | "TLSCertificateFile" | "TLSKeyFile" | "TLSHostnames" | "ControllerTLS"
-        | "HSTSMaxAge" => Topic::Tls,
+        | "HSTSMaxAge" | "ACMEDirectory" | "ACMEEmail" | "ACMEChallenge" | "ACMECAFile" => {
+            Topic::Tls
+        }
         "PrivateChannels"
         | "TokenPublicKeyFile"
         | "TokenSecret"

@@ -5,6 +5,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// A setting that is one of a few words. Each value lists the words that
 /// spell it, case-insensitively; the first is its name (Display), and an
@@ -120,9 +121,30 @@ keyword_setting! {
         Off = ["off", "0", ""],
         On = ["on", "1"],
         SelfSigned = ["self-signed"],
+        /// Obtained and renewed from an ACME certificate authority.
+        Acme = ["acme"],
     }
-    expected: "off, on or self-signed"
+    expected: "off, on, self-signed or acme"
 }
+
+keyword_setting! {
+    /// How the ACME server may check that this server holds the names.
+    pub enum AcmeChallenge {
+        /// TLS-ALPN-01, and HTTP-01 too when PlainSubscriberPort is set.
+        Auto = ["auto", ""],
+        /// On the TLS subscriber port (port 443 for a public CA).
+        TlsAlpn01 = ["tls-alpn-01"],
+        /// On the plain subscriber port (port 80 for a public CA).
+        Http01 = ["http-01"],
+    }
+    expected: "auto, tls-alpn-01 or http-01"
+}
+
+/// Let's Encrypt's production directory, the default ACMEDirectory.
+pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+/// Let's Encrypt's staging directory: untrusted certificates, generous
+/// rate limits; for trying a setup out.
+pub const LETS_ENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
 
 /// Where the TLS certificate comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,6 +160,36 @@ pub enum TlsMode {
     SelfSigned {
         names: Vec<String>,
     },
+    /// Obtained from an ACME certificate authority and kept in
+    /// `DataDirectory/tls/acme`.
+    Acme(AcmeSettings),
+}
+
+/// What `TLS acme` needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcmeSettings {
+    /// The DNS names to certify (TLSHostnames), lowercase.
+    pub names: Vec<String>,
+    /// The contact address given to the CA (ACMEEmail).
+    pub email: Option<String>,
+    /// The directory URL of the CA (ACMEDirectory).
+    pub directory: String,
+    /// PEM roots to trust the CA's own HTTPS server with (ACMECAFile);
+    /// none: the well-known public roots.
+    pub ca_file: Option<PathBuf>,
+    /// The challenge types to use, in turn after a failure.
+    pub challenges: Vec<AcmeChallenge>,
+    /// The wait after a first failure; it doubles with each failure after
+    /// it, up to [`AcmeSettings::MAX_RETRY`].
+    pub first_retry: Duration,
+}
+
+impl AcmeSettings {
+    /// The longest wait between two tries.
+    pub const MAX_RETRY: Duration = Duration::from_secs(6 * 3600);
+    /// The usual first wait: a minute, so that a fixed firewall or DNS
+    /// record is noticed soon, without hammering the CA.
+    pub const FIRST_RETRY: Duration = Duration::from_secs(60);
 }
 
 /// Where data goes when DataDirectory is empty: `/var/lib/meteord` for a
@@ -188,6 +240,9 @@ mod tests {
             "self-signed".parse::<TlsKeyword>(),
             Ok(TlsKeyword::SelfSigned)
         );
+        assert_eq!("ACME".parse::<TlsKeyword>(), Ok(TlsKeyword::Acme));
+        assert_eq!("".parse::<AcmeChallenge>(), Ok(AcmeChallenge::Auto));
+        assert_eq!(AcmeChallenge::TlsAlpn01.to_string(), "tls-alpn-01");
         assert_eq!(
             "XML".parse::<LogFormat>(),
             Err("'xml' is not text or json".to_string())

@@ -303,6 +303,15 @@ impl Hub {
             .unwrap_or_default()
     }
 
+    /// The live subscribers of a channel themselves (for presence).
+    pub fn channel_members(&self, name: &[u8]) -> Vec<Arc<Subscriber>> {
+        self.lock()
+            .channels
+            .get(name)
+            .map(|c| c.subscribers.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// Live subscriptions counted by transport.
     pub fn subscribers_by_transport(&self) -> std::collections::BTreeMap<Transport, usize> {
         let mut counts = std::collections::BTreeMap::new();

@@ -18,7 +18,7 @@ pub enum Notice {
     },
     Detached {
         channel: Bytes,
-        id: u64,
+        subscriber: Arc<Subscriber>,
     },
 }
 

@@ -144,7 +144,7 @@ impl State {
         let member = self.members.remove(&id)?;
         member.subscriber.detach_feeds();
         for name in &member.channels {
-            self.notify_detached(name, id);
+            self.notify_detached(name, &member.subscriber);
             if let Some(channel) = self.channels.get_mut(name) {
                 channel.remove_subscriber(id);
                 if channel.is_idle() {
@@ -171,11 +171,11 @@ impl State {
     }
 
     /// Report a subscriber detached from a channel.
-    pub(super) fn notify_detached(&self, channel: &Bytes, id: u64) {
+    pub(super) fn notify_detached(&self, channel: &Bytes, subscriber: &Arc<Subscriber>) {
         if let Some(report) = &self.notices {
             report(Notice::Detached {
                 channel: channel.clone(),
-                id,
+                subscriber: subscriber.clone(),
             });
         }
     }

@@ -235,7 +235,7 @@ impl Hub {
             }
             channel.remove_subscriber(subscriber.id);
         }
-        state.notify_detached(&name, subscriber.id);
+        state.notify_detached(&name, subscriber);
         state.expire_if_idle(&name);
         true
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tracing::error;
+use tracing::{error, info};
 
 use super::Node;
 use crate::hub::{Stat, Stats};
@@ -30,6 +30,8 @@ pub async fn accept_loop<F, Fut>(
     F: Fn(TcpStream, SocketAddr, Arc<Node>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
+    // Said once per run of failures, not ten times a second.
+    let mut failing = false;
     loop {
         let accepted = tokio::select! {
             _ = node.shutdown.cancelled() => return,
@@ -37,10 +39,17 @@ pub async fn accept_loop<F, Fut>(
         };
         match accepted {
             Ok((stream, peer)) => {
+                if failing {
+                    info!("{port} accepts connections again");
+                    failing = false;
+                }
                 node.tasks.spawn(handle(stream, peer, node.clone()));
             }
             Err(error) => {
-                error!("{port} accept failed: {error}");
+                if !failing {
+                    error!("{port} accept failed: {error}; retrying every 100 ms");
+                    failing = true;
+                }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }

@@ -96,6 +96,8 @@ pub struct Node {
     pub webhooks: webhooks::Webhooks,
     /// Where the control and subscriber ports are bound.
     pub addresses: getting_started::Addresses,
+    /// Connections the subscriber port may hold (file descriptors).
+    pub subscriber_budget: u64,
 }
 
 /// What a node is made of; the process layer opens each part.
@@ -115,6 +117,9 @@ pub struct Parts {
     /// The database's webhook queue.
     pub deliveries: Option<Arc<crate::store::webhooks::Deliveries>>,
     pub addresses: getting_started::Addresses,
+    /// Connections the subscriber port may hold before it answers 503,
+    /// from the file descriptor limit (0: none known).
+    pub subscriber_budget: u64,
 }
 
 impl Node {
@@ -146,6 +151,7 @@ impl Node {
             presence,
             webhooks: webhooks::Webhooks::new(parts.deliveries),
             addresses: parts.addresses,
+            subscriber_budget: parts.subscriber_budget,
         }
     }
 
@@ -185,6 +191,17 @@ impl Node {
             .is_some()
         {
             crate::store::setup_code::remove(&self.config.load().data_directory);
+        }
+    }
+
+    /// Connections the subscriber port may hold now: MaxSubscriberConnections
+    /// within what the file descriptors allow (0: no limit).
+    pub fn subscriber_ceiling(&self) -> u64 {
+        let configured = self.config.load().max_subscriber_connections;
+        match (configured, self.subscriber_budget) {
+            (0, budget) => budget,
+            (configured, 0) => configured,
+            (configured, budget) => configured.min(budget),
         }
     }
 

@@ -3,6 +3,7 @@
 //! gracefully ([`Server`]); run it all on a runtime of its own
 //! ([`runtime::serve`]).
 
+mod descriptors;
 mod open;
 pub mod runtime;
 mod signals;
@@ -157,6 +158,7 @@ impl Server {
             setup_code,
             verifier,
             deliveries,
+            subscriber_budget: descriptors::subscriber_budget(),
         }));
         Ok(Server {
             node,
@@ -249,6 +251,12 @@ impl Server {
             loops.spawn(crate::subscriber::serve(plain, node.clone(), None, api));
         }
         if let Some(tls) = tls {
+            if tls.acme().is_some() {
+                loops.spawn(crate::tls::acme::maintain(
+                    tls.clone(),
+                    node.shutdown.clone(),
+                ));
+            }
             loops.spawn(crate::tls::watch(tls, node.shutdown.clone()));
         }
         if let Some(udp) = self.udp {

@@ -1,5 +1,7 @@
 //! The subscriber port. Each connection's request line decides its path:
 //!
+//! - `GET /.well-known/acme-challenge/<token>`: an ACME server checking
+//!   that this server holds its name (HTTP-01, with `TLS acme`);
 //! - `GET <prefix>/<hostid>/<mode>/<channels>` and `GET /disconnect/<id>`:
 //!   legacy subscriptions, answered with raw template bytes ([`push`]);
 //! - other `GET`s outside the routed prefixes: static files, with
@@ -35,6 +37,7 @@ use tracing::{debug, info};
 use crate::hub::Stat;
 use crate::node::listen::{self, accept_loop, Visit, SUBSCRIBER_PORT};
 use crate::node::Node;
+use crate::tls::challenges::{valid_token, HTTP_CHALLENGE_PREFIX};
 use crate::tls::{Conn, Tls};
 pub use http::Mounted;
 use request::{HeadError, RequestLine};
@@ -68,26 +71,37 @@ pub async fn serve(
 
 async fn connection(stream: TcpStream, peer: SocketAddr, node: Arc<Node>, port: Arc<Port>) {
     let visit = Visit::arrive(&node, &SUBSCRIBER_PORT, &stream);
-    let (max, per_ip) = {
-        let config = node.config.load();
-        (
-            config.max_subscriber_connections,
-            config.max_connections_per_ip,
-        )
-    };
+    let (max, per_ip) = (
+        node.subscriber_ceiling(),
+        node.config.load().max_connections_per_ip,
+    );
     let slot = node.clients.enter(peer.ip());
     if (max > 0 && visit.open_now() > max) || (per_ip > 0 && slot.count() > per_ip) {
         node.hub.stats.incr(Stat::ErrorsServed);
         let stats = &node.hub.stats;
         return listen::refuse(stream, port.tls.is_some(), UNAVAILABLE, stats).await;
     }
-    if let Some(conn) = listen::open(stream, peer, port.tls.as_ref(), &node).await {
-        route(conn, peer, &node, &port).await;
+    // Everything up to a streaming subscription runs boxed: its futures are
+    // large, and freed before the stream starts, so an idle subscriber's
+    // task holds only what streaming needs.
+    let streaming = Box::pin(async {
+        let conn = listen::open(stream, peer, port.tls.as_ref(), &node).await?;
+        route(conn, peer, &node, &port).await
+    })
+    .await;
+    if let Some(streaming) = streaming {
+        streaming.run().await;
     }
 }
 
-/// Read the request line, then hand the connection to its handler.
-async fn route(mut stream: Conn, peer: SocketAddr, node: &Arc<Node>, port: &Port) {
+/// Read the request line, then hand the connection to its handler; a
+/// legacy subscription comes back to be streamed.
+async fn route(
+    mut stream: Conn,
+    peer: SocketAddr,
+    node: &Arc<Node>,
+    port: &Port,
+) -> Option<push::Streaming> {
     let stats = &node.hub.stats;
     let mut buf = BytesMut::with_capacity(1024);
     loop {
@@ -100,18 +114,23 @@ async fn route(mut stream: Conn, peer: SocketAddr, node: &Arc<Node>, port: &Port
                 stats.add(Stat::TotalInboundBytes, n);
                 end
             }
-            Err(e) => return refuse(&mut stream, e, node).await,
+            Err(e) => {
+                refuse(&mut stream, e, node).await;
+                return None;
+            }
         };
         let Some(RequestLine { method, target }) = request::parse_request_line(&buf[..line_end])
         else {
-            return respond_raw(&mut stream, BAD_REQUEST, node).await;
+            respond_raw(&mut stream, BAD_REQUEST, node).await;
+            return None;
         };
         if method != "GET" || http::is_routed(target, &port.mounted) {
             // Boxed: hyper's connection state is large, and the streaming
             // legacy subscribers, the most numerous, should not carry its
             // room in their own task.
             let served = http::serve(stream, peer, buf.freeze(), node.clone(), &port.mounted);
-            return Box::pin(served).await;
+            Box::pin(served).await;
+            return None;
         }
         // A legacy GET: read the whole head first, as meteord did.
         let target = target.to_string();
@@ -124,12 +143,22 @@ async fn route(mut stream: Conn, peer: SocketAddr, node: &Arc<Node>, port: &Port
                 stats.add(Stat::TotalInboundBytes, n);
                 end
             }
-            Err(e) => return refuse(&mut stream, e, node).await,
+            Err(e) => {
+                refuse(&mut stream, e, node).await;
+                return None;
+            }
         };
         if request::announces_body(&buf[..head_len]) {
             // Refused rather than skipped: behind a proxy that reuses
             // connections, a body answered as a request is a desync.
-            return respond_raw(&mut stream, BAD_REQUEST, node).await;
+            respond_raw(&mut stream, BAD_REQUEST, node).await;
+            return None;
+        }
+        let path = target.split('?').next().unwrap_or_default();
+        // Before subscriptions and files: nothing configured may hide it.
+        if let Some(token) = path.strip_prefix(HTTP_CHALLENGE_PREFIX) {
+            acme_challenge(&mut stream, token, node).await;
+            return None;
         }
         let config = node.config.load();
         let head = request::kept_headers(&buf[..head_len]);
@@ -143,9 +172,9 @@ async fn route(mut stream: Conn, peer: SocketAddr, node: &Arc<Node>, port: &Port
             .strip_prefix("/disconnect/")
             .filter(|h| !h.is_empty())
         {
-            return push::disconnect(stream, node.clone(), host_id, &head).await;
+            push::disconnect(stream, node.clone(), host_id, &head).await;
+            return None;
         }
-        let path = target.split('?').next().unwrap_or_default();
         let documents = &port.documents;
         let host = request::header(&buf[..head_len], "host").map(str::to_string);
         let wanted = (path, host.as_deref());
@@ -153,14 +182,14 @@ async fn route(mut stream: Conn, peer: SocketAddr, node: &Arc<Node>, port: &Port
             .await
             .is_err()
         {
-            return;
+            return None;
         }
         // meteord answered one request per connection; pipelined requests
         // already received are answered too, then the connection closes.
         buf.advance(head_len);
         if buf.is_empty() {
             let _ = stream.shutdown().await;
-            return;
+            return None;
         }
     }
 }
@@ -210,6 +239,31 @@ async fn serve_document(
         response.extend_from_slice(&doc.body);
     }
     listen::send(stream, &response, stats).await
+}
+
+/// An ACME server's HTTP-01 validation: the key authorization of a
+/// pending order, as plain text (RFC 8555, section 8.3), or 404.
+async fn acme_challenge(stream: &mut Conn, token: &str, node: &Node) {
+    let answer = node
+        .tls
+        .as_ref()
+        .filter(|_| valid_token(token))
+        .and_then(|tls| tls.http_challenge(token));
+    let response = match &answer {
+        Some(key_authorization) => {
+            info!(event = "acme-challenge", status = 200);
+            format!(
+                "HTTP/1.1 200 OK\r\nServer: meteord\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{key_authorization}",
+                key_authorization.len()
+            )
+        }
+        None => {
+            info!(event = "acme-challenge", status = 404);
+            "HTTP/1.1 404 Not Found\r\nServer: meteord\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string()
+        }
+    };
+    let _ = listen::send(stream, response.as_bytes(), &node.hub.stats).await;
+    let _ = stream.shutdown().await;
 }
 
 const BAD_REQUEST: &[u8] = b"HTTP/1.1 400 Bad Request\r\nServer: meteord\r\nContent-length: 0\r\nConnection: close\r\n\r\n";

@@ -117,14 +117,50 @@ pub fn parse_channel_spec(spec: &str) -> Option<(Bytes, Start)> {
     Some((Bytes::copy_from_slice(name.as_bytes()), start))
 }
 
-/// Serve one subscription request to its end.
+/// A legacy subscription that was admitted: what its connection holds
+/// while it streams, which may be for hours. Kept small on purpose: the
+/// request's parsing and admission ran in a future of their own, freed
+/// before the stream starts.
+pub struct Streaming {
+    stream: Conn,
+    node: Arc<Node>,
+    subscriber: Arc<crate::hub::Subscriber>,
+    ip: Box<str>,
+    host_id: Box<str>,
+    started: std::time::Instant,
+}
+
+impl Streaming {
+    /// Stream the subscription to its end.
+    pub async fn run(mut self) {
+        let hub = &self.node.hub;
+        let end = stream_outbox(&mut self.stream, &self.subscriber, &hub.stats).await;
+        hub.unsubscribe(self.subscriber.id);
+        let reason = match end {
+            End::Finished => "finished",
+            End::Dropped => "dropped",
+            End::PeerClosed => "client closed",
+        };
+        info!(
+            event = "leavechannel",
+            ip = %self.ip,
+            host_id = %self.host_id,
+            seconds = self.started.elapsed().as_secs(),
+            messages = self.subscriber.delivered(),
+            reason,
+        );
+    }
+}
+
+/// Check and set up one subscription request: the stream to run, or
+/// `None` once it has been answered with an error.
 pub async fn subscribe(
-    mut stream: Conn,
+    stream: Conn,
     node: Arc<Node>,
     target: PushTarget<'_>,
     head: HeaderMap,
     peer: Option<SocketAddr>,
-) {
+) -> Option<Streaming> {
     let config = node.config.load_full();
     let mode = config.mode(target.mode).clone();
     let hub = &node.hub;
@@ -142,11 +178,13 @@ pub async fn subscribe(
             host_id = target.host_id,
             reason = "too many channels"
         );
-        return refuse(stream, &node, &mode, "400 Bad Request").await;
+        refuse(stream, &node, &mode, "400 Bad Request").await;
+        return None;
     }
 
     if channels.is_empty() {
-        return refuse(stream, &node, &mode, "404 Not Found").await;
+        refuse(stream, &node, &mode, "404 Not Found").await;
+        return None;
     }
     let token = access::query_token(target.query);
     let credentials = access::credentials(token, &head, Some(target.host_id), peer);
@@ -165,7 +203,8 @@ pub async fn subscribe(
                 host_id = target.host_id,
                 reason = denied.message()
             );
-            return refuse(stream, &node, &mode, "403 Forbidden").await;
+            refuse(stream, &node, &mode, "403 Forbidden").await;
+            return None;
         }
     };
     drop((credentials, names));
@@ -199,7 +238,8 @@ pub async fn subscribe(
             Refused::ChannelLimit => "503 Service Unavailable",
             _ => "400 Bad Request",
         };
-        return refuse(stream, &node, &mode, status).await;
+        refuse(stream, &node, &mode, status).await;
+        return None;
     }
     let ip = peer.map(|p| p.ip().to_string()).unwrap_or_default();
     for (name, start) in &channels {
@@ -213,25 +253,14 @@ pub async fn subscribe(
             user_agent = user_agent.as_deref().unwrap_or("-"),
         );
     }
-    // What the request needed is not kept while it streams, which may be
-    // for hours.
-    drop((channels, user_agent, granted, mode, config));
-    let started = std::time::Instant::now();
-    let end = stream_outbox(&mut stream, &subscriber, &hub.stats).await;
-    hub.unsubscribe(subscriber.id);
-    let reason = match end {
-        End::Finished => "finished",
-        End::Dropped => "dropped",
-        End::PeerClosed => "client closed",
-    };
-    info!(
-        event = "leavechannel",
-        ip = %ip,
-        host_id = target.host_id,
-        seconds = started.elapsed().as_secs(),
-        messages = subscriber.delivered(),
-        reason,
-    );
+    Some(Streaming {
+        stream,
+        subscriber,
+        ip: ip.into(),
+        host_id: target.host_id.into(),
+        started: std::time::Instant::now(),
+        node,
+    })
 }
 
 /// Answer a subscription request with an error status rendered through

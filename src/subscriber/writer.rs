@@ -116,6 +116,13 @@ async fn write(stream: &mut Conn, bytes: &[u8], subscriber: &Subscriber) -> Resu
     if rest.is_empty() {
         return Ok(());
     }
+    // Boxed: the wait with its timer is rare, and would otherwise make
+    // every idle subscriber's task larger.
+    Box::pin(write_slowly(stream, rest, subscriber)).await
+}
+
+/// Write what the socket did not take at once, waiting for room.
+async fn write_slowly(stream: &mut Conn, rest: &[u8], subscriber: &Subscriber) -> Result<(), End> {
     let aborted = poll_fn(|cx| subscriber.poll_aborted(cx));
     let write_all = async {
         stream.write_all(rest).await?;

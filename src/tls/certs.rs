@@ -143,7 +143,7 @@ impl SelfSigned {
 }
 
 /// Write a private key readable by its owner only.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CertError> {
+pub(super) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CertError> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]

@@ -6,8 +6,11 @@
 pub mod admin;
 pub mod receiver;
 pub mod release;
+mod tls_client;
 pub mod tokens;
 pub mod ws;
+#[allow(unused_imports)] // used by the TLS tests only
+pub use tls_client::{connector, fingerprint, session_cookie};
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -48,6 +51,24 @@ impl TestServer {
 
     /// Start with this config file text plus these options.
     pub async fn with_config(config_text: &str, options: &[(&str, &str)]) -> TestServer {
+        TestServer::configured(config_text, options, |_| {}).await
+    }
+
+    /// Start with the built-in configuration plus these options, then
+    /// `tweak` the typed configuration (for what no key sets, such as a
+    /// shorter retry delay).
+    pub async fn start_tweaked(
+        options: &[(&str, &str)],
+        tweak: impl FnOnce(&mut Config),
+    ) -> TestServer {
+        TestServer::configured(BUILTIN_CONFIG, options, tweak).await
+    }
+
+    async fn configured(
+        config_text: &str,
+        options: &[(&str, &str)],
+        tweak: impl FnOnce(&mut Config),
+    ) -> TestServer {
         let mut args = LegacyArgs::default();
         args.set("ControllerPort", None, "0");
         args.set("SubscriberPort", None, "0");
@@ -66,7 +87,8 @@ impl TestServer {
             args.set(key, mode, *value);
         }
         let file = ConfigFile::parse(config_text.as_bytes(), "test.conf", Source::File).unwrap();
-        let config = Config::from_parts(&args, &file, None).unwrap();
+        let mut config = Config::from_parts(&args, &file, None).unwrap();
+        tweak(&mut config);
         let server = Server::bind(config, args).await.unwrap();
         let control = server.control_addr();
         let subscriber = server.subscriber_addr();
@@ -327,18 +349,40 @@ impl Process {
     /// Without `-ConfigFileLocation` in `args`, the repository's copy of the
     /// built-in configuration is named, so no file on the machine matters.
     pub fn start(args: &[&str]) -> Process {
-        Process::launch(args, true)
+        Process::launch(args, true, None)
+    }
+
+    /// Like [`Process::start`], with at most `limit` open files (soft and
+    /// hard), as `ulimit -n` would set.
+    pub fn start_with_fd_limit(args: &[&str], limit: u64) -> Process {
+        Process::launch(args, true, Some(limit))
     }
 
     /// Like [`Process::start`], but without `--no-tray` and without a
     /// display, as a desktop build started on a server would be.
     pub fn start_without_display(args: &[&str]) -> Process {
-        Process::launch(args, false)
+        Process::launch(args, false, None)
     }
 
-    fn launch(args: &[&str], no_tray: bool) -> Process {
+    fn launch(args: &[&str], no_tray: bool, fd_limit: Option<u64>) -> Process {
         let builtin = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/meteord.conf");
         let mut command = Command::new(env!("CARGO_BIN_EXE_meteord"));
+        if let Some(limit) = fd_limit {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: only setrlimit runs between fork and exec.
+            unsafe {
+                command.pre_exec(move || {
+                    let limits = libc::rlimit {
+                        rlim_cur: limit as libc::rlim_t,
+                        rlim_max: limit as libc::rlim_t,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limits) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         if !args.iter().any(|a| a.starts_with("-ConfigFile")) {
             command.args(["-ConfigFileLocation", builtin]);
         }
@@ -443,6 +487,18 @@ impl Process {
             std::thread::sleep(Duration::from_millis(20));
         }
         None
+    }
+
+    /// The address a log line `<prefix><address>` names (waiting for it).
+    pub fn logged_addr(&self, prefix: &str) -> SocketAddr {
+        self.wait_log(prefix);
+        let log = self.log.lock().unwrap();
+        log.iter()
+            .find_map(|line| {
+                let (_, rest) = line.split_once(prefix)?;
+                rest.split_whitespace().next()?.parse().ok()
+            })
+            .unwrap_or_else(|| panic!("no address after {prefix:?}"))
     }
 
     /// Wait until a log line contains `needle`.

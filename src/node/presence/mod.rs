@@ -19,8 +19,8 @@ use bytes::Bytes;
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
-use tracker::{Arrival, Tracker};
-pub use tracker::{Change, Connection, Event, Member};
+use tracker::{Arrival, LocalConnections, Tracker};
+pub use tracker::{Change, Connection, Event, Member, MemberKey};
 
 use super::Node;
 use crate::config::WebhookEvent;
@@ -78,7 +78,7 @@ impl Presence {
         });
         Presence {
             inner: Mutex::new(Inner {
-                tracker: Tracker::new(grace),
+                tracker: Tracker::new(node_name, grace),
                 watchers: HashMap::new(),
             }),
             inbox,
@@ -102,14 +102,29 @@ impl Presence {
         });
     }
 
-    /// The members of a channel, over every node, earliest first.
-    pub fn members(&self, channel: &[u8]) -> Vec<Member> {
-        self.lock().tracker.members(channel)
+    /// The members of a channel, over every node, earliest first, with
+    /// their connections (this node's read from `hub`).
+    pub fn members(&self, hub: &Hub, channel: &[u8]) -> Vec<Member> {
+        let local = self.local_connections(hub, channel);
+        self.lock().tracker.members(channel, &local)
     }
 
-    /// Channels with members, with how many.
-    pub fn occupied_channels(&self) -> Vec<(Bytes, usize)> {
-        self.lock().tracker.occupied_channels()
+    /// How many members a channel has, over every node.
+    pub fn count(&self, channel: &[u8]) -> usize {
+        self.lock().tracker.count(channel)
+    }
+
+    /// This node's connections in a channel, by member (from the hub).
+    fn local_connections(&self, hub: &Hub, channel: &[u8]) -> LocalConnections {
+        let mut local = LocalConnections::new();
+        for subscriber in hub.channel_members(channel) {
+            let arrival = self.arrival(&subscriber);
+            local
+                .entry(arrival.key)
+                .or_default()
+                .push(arrival.connection);
+        }
+        local
     }
 
     /// The id a subscriber sees for a member: a user's own name, or for an
@@ -130,23 +145,25 @@ impl Presence {
         })
     }
 
+    /// Who a subscriber is as a member.
+    fn key_of(subscriber: &Subscriber) -> MemberKey {
+        let info = &subscriber.info;
+        match (&info.user, &info.host_id) {
+            (Some(user), _) => MemberKey::User(Arc::from(user.as_str())),
+            (None, Some(host)) => MemberKey::Host(host.clone()),
+            (None, None) => MemberKey::Connection(subscriber.id),
+        }
+    }
+
     fn arrival(&self, subscriber: &Subscriber) -> Arrival {
         let info = &subscriber.info;
-        let host_id = info
-            .host_id
-            .as_ref()
-            .map(|h| String::from_utf8_lossy(h).into_owned());
-        let key = match (&info.user, &host_id) {
-            (Some(user), _) => format!("user:{user}"),
-            (None, Some(host)) => format!("host:{host}"),
-            (None, None) => format!("conn:{}:{}", self.node_name, subscriber.id),
-        };
         Arrival {
-            id: subscriber.id,
-            key,
-            user: info.user.clone(),
+            key: Self::key_of(subscriber),
             connection: Connection {
-                host_id,
+                host_id: info
+                    .host_id
+                    .as_ref()
+                    .map(|h| String::from_utf8_lossy(h).into_owned()),
                 transport: info.transport,
                 node: self.node_name.clone(),
                 since: info
@@ -168,23 +185,28 @@ impl Presence {
                 let arrival = self.arrival(&subscriber);
                 inner.tracker.attach(&channel, arrival)
             }
-            Request::Hub(Notice::Detached { channel, id }) => {
+            Request::Hub(Notice::Detached {
+                channel,
+                subscriber,
+            }) => {
                 if let Some(list) = inner.watchers.get_mut(&channel) {
-                    list.retain(|w| w.subscriber.id != id);
+                    list.retain(|w| w.subscriber.id != subscriber.id);
                     if list.is_empty() {
                         inner.watchers.remove(&channel);
                     }
                 }
-                inner.tracker.detach(&channel, id, Instant::now())
+                let key = Self::key_of(&subscriber);
+                inner.tracker.detach(&channel, &key, Instant::now())
             }
             Request::Watch {
                 channel,
                 subscriber,
                 style,
             } => {
+                // Subscribers see ids, users and times: no connections.
                 let members: Vec<Value> = inner
                     .tracker
-                    .members(&channel)
+                    .members(&channel, &LocalConnections::new())
                     .iter()
                     .map(|m| self.public_member(m))
                     .collect();

@@ -67,7 +67,7 @@ async fn share(
     version: &mut u64,
     share_all: &mut bool,
 ) -> Result<(), crate::cluster::ClusterError> {
-    let changes: Vec<(Bytes, Option<Vec<u8>>)> = {
+    let channels = {
         let mut inner = node.presence.lock();
         let mut channels = inner.tracker.take_changed();
         if *share_all {
@@ -76,15 +76,18 @@ async fn share(
             channels.dedup();
         }
         channels
-            .into_iter()
-            .map(|channel| {
-                let members = inner.tracker.local_members(&channel);
-                let json =
-                    (!members.is_empty()).then(|| serde_json::to_vec(&members).unwrap_or_default());
-                (channel, json)
-            })
-            .collect()
     };
+    // The hub is read before the tracker is locked, never while.
+    let changes: Vec<(Bytes, Option<Vec<u8>>)> = channels
+        .into_iter()
+        .map(|channel| {
+            let local = node.presence.local_connections(&node.hub, &channel);
+            let members = node.presence.lock().tracker.local_members(&channel, &local);
+            let json =
+                (!members.is_empty()).then(|| serde_json::to_vec(&members).unwrap_or_default());
+            (channel, json)
+        })
+        .collect();
     if changes.is_empty() && !*share_all {
         return Ok(());
     }

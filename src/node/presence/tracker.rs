@@ -13,6 +13,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -59,48 +60,76 @@ pub struct Event {
     pub change: Change,
 }
 
+/// Who a member is, as this node keys it (cheap to clone: no copy of a
+/// name or host id).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum MemberKey {
+    User(Arc<str>),
+    Host(Bytes),
+    /// An anonymous connection without a host id: the hub's subscriber id.
+    Connection(u64),
+}
+
+impl MemberKey {
+    /// The key as nodes share it: `user:<sub>`, `host:<id>`,
+    /// `conn:<node>:<n>`.
+    pub fn text(&self, node: &str) -> String {
+        match self {
+            MemberKey::User(user) => format!("user:{user}"),
+            MemberKey::Host(host) => format!("host:{}", String::from_utf8_lossy(host)),
+            MemberKey::Connection(id) => format!("conn:{node}:{id}"),
+        }
+    }
+
+    pub fn user(&self) -> Option<&str> {
+        match self {
+            MemberKey::User(user) => Some(user),
+            _ => None,
+        }
+    }
+}
+
 /// A connection arriving on this node.
 pub struct Arrival {
-    /// The hub's subscriber id.
-    pub id: u64,
-    pub key: String,
-    pub user: Option<String>,
+    pub key: MemberKey,
     pub connection: Connection,
 }
 
+/// A member held here: only counts and times (the connections' details
+/// are the hub's, read when a list is asked for).
 struct LocalMember {
-    member: Member,
-    /// The hub's subscriber ids, one per connection (same order).
-    ids: Vec<u64>,
+    connections: u32,
+    /// Milliseconds since the epoch.
+    since: u64,
     /// When it leaves, unless a connection comes back first.
     leaving_at: Option<Instant>,
 }
 
-#[derive(Default)]
-struct LocalChannel {
-    members: HashMap<String, LocalMember>,
-    /// Subscriber id → member key.
-    by_id: HashMap<u64, String>,
-}
+/// The connections of this node's members in one channel, by key (built
+/// from the hub when a list is asked for).
+pub type LocalConnections = HashMap<MemberKey, Vec<Connection>>;
 
 /// What other nodes hold: channel → member key → member.
 pub type Remote = HashMap<Bytes, HashMap<String, Member>>;
 
 #[derive(Default)]
 pub struct Tracker {
+    /// This node's name (in shared keys).
+    node: String,
     grace: Duration,
-    local: HashMap<Bytes, LocalChannel>,
+    local: HashMap<Bytes, HashMap<MemberKey, LocalMember>>,
     remote: HashMap<String, Remote>,
     /// Members in their grace period, soonest first (stale entries are
     /// skipped when they come up).
-    leaving: BinaryHeap<Reverse<(Instant, Bytes, String)>>,
+    leaving: BinaryHeap<Reverse<(Instant, Bytes, MemberKey)>>,
     /// Channels whose local members changed since [`Tracker::take_changed`].
     changed: HashSet<Bytes>,
 }
 
 impl Tracker {
-    pub fn new(grace: Duration) -> Tracker {
+    pub fn new(node: &str, grace: Duration) -> Tracker {
         Tracker {
+            node: node.to_string(),
             grace,
             ..Tracker::default()
         }
@@ -110,20 +139,31 @@ impl Tracker {
         self.grace = grace;
     }
 
-    fn present(&self, channel: &[u8], key: &str) -> bool {
+    fn held_remotely(&self, channel: &[u8], key: &str) -> bool {
+        self.remote
+            .values()
+            .any(|r| r.get(channel).is_some_and(|m| m.contains_key(key)))
+    }
+
+    fn present(&self, channel: &[u8], key: &MemberKey) -> bool {
         self.local
             .get(channel)
-            .is_some_and(|c| c.members.contains_key(key))
+            .is_some_and(|members| members.contains_key(key))
+            || (!self.remote.is_empty() && self.held_remotely(channel, &key.text(&self.node)))
+    }
+
+    fn present_by_text(&self, channel: &[u8], key: &str) -> bool {
+        self.held_remotely(channel, key)
             || self
-                .remote
-                .values()
-                .any(|r| r.get(channel).is_some_and(|m| m.contains_key(key)))
+                .local
+                .get(channel)
+                .is_some_and(|members| members.keys().any(|k| k.text(&self.node) == key))
     }
 
     fn occupied(&self, channel: &[u8]) -> bool {
         self.local
             .get(channel)
-            .is_some_and(|c| !c.members.is_empty())
+            .is_some_and(|members| !members.is_empty())
             || self
                 .remote
                 .values()
@@ -134,63 +174,51 @@ impl Tracker {
     pub fn attach(&mut self, channel: &Bytes, arrival: Arrival) -> Vec<Event> {
         let was = self.present(channel, &arrival.key);
         let was_occupied = self.occupied(channel);
-        let local = self.local.entry(channel.clone()).or_default();
-        local.by_id.insert(arrival.id, arrival.key.clone());
-        let entry = local
-            .members
+        let since = arrival.connection.since;
+        let member = self
+            .local
+            .entry(channel.clone())
+            .or_default()
             .entry(arrival.key.clone())
-            .or_insert_with(|| LocalMember {
-                member: Member {
-                    key: arrival.key.clone(),
-                    user: arrival.user.clone(),
-                    since: arrival.connection.since,
-                    connections: Vec::new(),
-                },
-                ids: Vec::new(),
+            .or_insert(LocalMember {
+                connections: 0,
+                since,
                 leaving_at: None,
             });
-        entry.leaving_at = None;
-        entry.ids.push(arrival.id);
-        entry.member.connections.push(arrival.connection);
+        member.connections += 1;
+        member.leaving_at = None;
         self.changed.insert(channel.clone());
         let mut events = Vec::new();
         if !was_occupied {
             events.push(event(channel, Change::Occupied));
         }
         if !was {
-            let member = self.merged(channel, &arrival.key);
-            events.extend(member.map(|m| event(channel, Change::Joined(m))));
+            let mut joined = self.merged(channel, &arrival.key, &LocalConnections::new());
+            joined.connections.insert(0, arrival.connection);
+            events.push(event(channel, Change::Joined(joined)));
         }
         events
     }
 
-    /// A connection detached from `channel`. Its member, if that was its
-    /// last connection here, leaves after the grace period (now, without
-    /// one).
-    pub fn detach(&mut self, channel: &Bytes, id: u64, now: Instant) -> Vec<Event> {
-        let Some(local) = self.local.get_mut(channel) else {
+    /// A connection of `key` detached from `channel`. Its member, if that
+    /// was its last connection here, leaves after the grace period (now,
+    /// without one).
+    pub fn detach(&mut self, channel: &Bytes, key: &MemberKey, now: Instant) -> Vec<Event> {
+        let Some(member) = self.local.get_mut(channel).and_then(|m| m.get_mut(key)) else {
             return Vec::new();
         };
-        let Some(key) = local.by_id.remove(&id) else {
-            return Vec::new();
-        };
-        let Some(entry) = local.members.get_mut(&key) else {
-            return Vec::new();
-        };
-        if let Some(i) = entry.ids.iter().position(|&x| x == id) {
-            entry.ids.remove(i);
-            entry.member.connections.remove(i);
-        }
+        member.connections = member.connections.saturating_sub(1);
         self.changed.insert(channel.clone());
-        if !entry.ids.is_empty() {
+        if member.connections > 0 {
             return Vec::new();
         }
         if self.grace.is_zero() {
-            return self.leave_now(channel, &key);
+            return self.leave_now(channel, key);
         }
         let at = now + self.grace;
-        entry.leaving_at = Some(at);
-        self.leaving.push(Reverse((at, channel.clone(), key)));
+        member.leaving_at = Some(at);
+        self.leaving
+            .push(Reverse((at, channel.clone(), key.clone())));
         Vec::new()
     }
 
@@ -212,7 +240,7 @@ impl Tracker {
             let due = self
                 .local
                 .get(&channel)
-                .and_then(|c| c.members.get(&key))
+                .and_then(|m| m.get(&key))
                 .is_some_and(|m| m.leaving_at == Some(at));
             if due {
                 events.extend(self.leave_now(&channel, &key));
@@ -221,22 +249,21 @@ impl Tracker {
         events
     }
 
-    fn leave_now(&mut self, channel: &Bytes, key: &str) -> Vec<Event> {
-        let last = self.merged(channel, key);
-        let Some(local) = self.local.get_mut(channel) else {
+    fn leave_now(&mut self, channel: &Bytes, key: &MemberKey) -> Vec<Event> {
+        let last = self.merged(channel, key, &LocalConnections::new());
+        let Some(members) = self.local.get_mut(channel) else {
             return Vec::new();
         };
-        local.members.remove(key);
-        if local.members.is_empty() {
+        members.remove(key);
+        if members.is_empty() {
             self.local.remove(channel);
         }
         self.changed.insert(channel.clone());
         let mut events = Vec::new();
         if !self.present(channel, key) {
-            if let Some(mut member) = last {
-                member.connections.clear();
-                events.push(event(channel, Change::Left(member)));
-            }
+            let mut last = last;
+            last.connections.clear();
+            events.push(event(channel, Change::Left(last)));
             if !self.occupied(channel) {
                 events.push(event(channel, Change::Vacated));
             }
@@ -254,11 +281,11 @@ impl Tracker {
         self.remote.insert(node.to_string(), old);
         let mut before = Vec::with_capacity(channels.len());
         for channel in &channels {
-            let keys = self.keys_touched(node, channel, &members);
-            let was: Vec<(String, Option<Member>)> = keys
+            let was: Vec<(String, Option<Member>)> = self
+                .keys_touched(node, channel, &members)
                 .into_iter()
                 .map(|k| {
-                    let m = self.merged(channel, &k);
+                    let m = self.merged_by_text(channel, &k);
                     (k, m)
                 })
                 .collect();
@@ -272,7 +299,7 @@ impl Tracker {
                 events.push(event(channel, Change::Occupied));
             }
             for (key, old) in was {
-                let now = self.merged(channel, &key);
+                let now = self.merged_by_text(channel, &key);
                 match (old, now) {
                     (None, Some(member)) => events.push(event(channel, Change::Joined(member))),
                     (Some(mut member), None) => {
@@ -317,63 +344,118 @@ impl Tracker {
         self.remote.keys().cloned().collect()
     }
 
-    /// One member of a channel, merged over every node.
-    fn merged(&self, channel: &[u8], key: &str) -> Option<Member> {
+    /// The member held here under `key`, with its connections from `local`.
+    fn local_member(
+        &self,
+        channel: &[u8],
+        key: &MemberKey,
+        local: &LocalConnections,
+    ) -> Option<Member> {
+        let held = self.local.get(channel)?.get(key)?;
+        Some(Member {
+            key: key.text(&self.node),
+            user: key.user().map(str::to_string),
+            since: held.since,
+            connections: local.get(key).cloned().unwrap_or_default(),
+        })
+    }
+
+    /// One member, merged over every node (`local` gives this node's
+    /// connections). A member no node holds comes back with no
+    /// connections and its key alone.
+    fn merged(&self, channel: &[u8], key: &MemberKey, local: &LocalConnections) -> Member {
+        let text = key.text(&self.node);
+        let mut member = self.local_member(channel, key, local).unwrap_or(Member {
+            key: text.clone(),
+            user: key.user().map(str::to_string),
+            since: u64::MAX,
+            connections: Vec::new(),
+        });
+        self.add_remote(channel, &text, &mut member);
+        member
+    }
+
+    fn add_remote(&self, channel: &[u8], key: &str, member: &mut Member) {
+        for other in self
+            .remote
+            .values()
+            .filter_map(|r| r.get(channel).and_then(|m| m.get(key)))
+        {
+            member.since = member.since.min(other.since);
+            member.user = member.user.take().or_else(|| other.user.clone());
+            member.connections.extend(other.connections.iter().cloned());
+        }
+    }
+
+    /// A member by its shared key, if any node holds it.
+    fn merged_by_text(&self, channel: &[u8], key: &str) -> Option<Member> {
+        if !self.present_by_text(channel, key) {
+            return None;
+        }
         let local = self
             .local
             .get(channel)
-            .and_then(|c| c.members.get(key))
-            .map(|m| &m.member);
-        let mut remote = self
-            .remote
-            .values()
-            .filter_map(|r| r.get(channel).and_then(|m| m.get(key)));
-        let mut member = local.or_else(|| remote.next())?.clone();
-        let local_first = local.is_some();
-        let rest: Vec<&Member> = if local_first {
-            self.remote
-                .values()
-                .filter_map(|r| r.get(channel).and_then(|m| m.get(key)))
-                .collect()
-        } else {
-            remote.collect()
-        };
-        for other in rest {
-            member.since = member.since.min(other.since);
-            member.connections.extend(other.connections.iter().cloned());
-        }
-        Some(member)
+            .and_then(|members| members.keys().find(|k| k.text(&self.node) == key));
+        Some(match local {
+            Some(local) => self.merged(channel, &local.clone(), &LocalConnections::new()),
+            None => {
+                let mut member = Member {
+                    key: key.to_string(),
+                    user: None,
+                    since: u64::MAX,
+                    connections: Vec::new(),
+                };
+                self.add_remote(channel, key, &mut member);
+                member
+            }
+        })
     }
 
-    /// Every member of a channel (over every node), earliest first.
-    pub fn members(&self, channel: &[u8]) -> Vec<Member> {
-        let mut keys: Vec<&String> = self
-            .local
-            .get(channel)
-            .into_iter()
-            .flat_map(|c| c.members.keys())
-            .chain(
-                self.remote
-                    .values()
-                    .filter_map(|r| r.get(channel))
-                    .flat_map(|m| m.keys()),
-            )
+    /// Every member of a channel (over every node), earliest first;
+    /// `local` gives this node's connections.
+    pub fn members(&self, channel: &[u8], local: &LocalConnections) -> Vec<Member> {
+        let mut members = self.local_members(channel, local);
+        let here: HashSet<String> = members.iter().map(|m| m.key.clone()).collect();
+        for member in &mut members {
+            let key = member.key.clone();
+            self.add_remote(channel, &key, member);
+        }
+        let mut others: Vec<&String> = self
+            .remote
+            .values()
+            .filter_map(|r| r.get(channel))
+            .flat_map(|m| m.keys())
+            .filter(|k| !here.contains(*k))
             .collect();
-        keys.sort();
-        keys.dedup();
-        let mut members: Vec<Member> = keys
-            .into_iter()
-            .filter_map(|k| self.merged(channel, k))
-            .collect();
+        others.sort();
+        others.dedup();
+        members.extend(
+            others
+                .into_iter()
+                .filter_map(|k| self.merged_by_text(channel, k)),
+        );
         members.sort_by(|a, b| a.since.cmp(&b.since).then_with(|| a.key.cmp(&b.key)));
         members
     }
 
+    /// How many members a channel has (over every node).
+    pub fn count(&self, channel: &[u8]) -> usize {
+        if self.remote.is_empty() {
+            return self.local.get(channel).map_or(0, HashMap::len);
+        }
+        self.members(channel, &LocalConnections::new()).len()
+    }
+
     /// The members this node holds in a channel (what it shares).
-    pub fn local_members(&self, channel: &[u8]) -> Vec<Member> {
+    pub fn local_members(&self, channel: &[u8], local: &LocalConnections) -> Vec<Member> {
         self.local
             .get(channel)
-            .map(|c| c.members.values().map(|m| m.member.clone()).collect())
+            .map(|members| {
+                members
+                    .keys()
+                    .filter_map(|k| self.local_member(channel, k, local))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -385,22 +467,6 @@ impl Tracker {
     /// The channels whose local members changed since the last call.
     pub fn take_changed(&mut self) -> Vec<Bytes> {
         self.changed.drain().collect()
-    }
-
-    /// Channels with at least one member, with how many (over every node).
-    pub fn occupied_channels(&self) -> Vec<(Bytes, usize)> {
-        let mut names: Vec<&Bytes> = self
-            .local
-            .keys()
-            .chain(self.remote.values().flat_map(|r| r.keys()))
-            .collect();
-        names.sort();
-        names.dedup();
-        names
-            .into_iter()
-            .map(|n| (n.clone(), self.members(n).len()))
-            .filter(|(_, n)| *n > 0)
-            .collect()
     }
 }
 
@@ -415,16 +481,18 @@ fn event(channel: &Bytes, change: Change) -> Event {
 mod tests {
     use super::*;
 
-    fn arrival(id: u64, key: &str, node: &str) -> Arrival {
+    fn user(name: &str) -> MemberKey {
+        MemberKey::User(Arc::from(name))
+    }
+
+    fn arrival(key: MemberKey, since: u64) -> Arrival {
         Arrival {
-            id,
-            key: key.to_string(),
-            user: key.strip_prefix("user:").map(str::to_string),
+            key,
             connection: Connection {
                 host_id: None,
                 transport: Transport::WebSocket,
-                node: node.to_string(),
-                since: id,
+                node: "a".to_string(),
+                since,
             },
         }
     }
@@ -444,69 +512,72 @@ mod tests {
     #[test]
     fn a_user_with_two_tabs_joins_once_and_leaves_after_the_grace() {
         let room = Bytes::from_static(b"room");
-        let mut t = Tracker::new(Duration::from_secs(5));
+        let mut t = Tracker::new("a", Duration::from_secs(5));
         let now = Instant::now();
-        assert_eq!(
-            names(&t.attach(&room, arrival(1, "user:alice", "a"))),
-            ["occupied", "join user:alice"]
-        );
-        assert!(t.attach(&room, arrival(2, "user:alice", "a")).is_empty());
-        assert_eq!(t.members(b"room")[0].connections.len(), 2);
-        assert!(t.detach(&room, 1, now).is_empty());
-        assert!(t.detach(&room, 2, now).is_empty());
-        // Still present during the grace period, with no connection.
-        assert_eq!(t.members(b"room").len(), 1);
+        let joined = t.attach(&room, arrival(user("alice"), 1));
+        assert_eq!(names(&joined), ["occupied", "join user:alice"]);
+        let Change::Joined(member) = &joined[1].change else {
+            panic!()
+        };
+        assert_eq!(member.user.as_deref(), Some("alice"));
+        assert_eq!(member.connections.len(), 1);
+        assert!(t.attach(&room, arrival(user("alice"), 2)).is_empty());
+        assert_eq!(t.count(b"room"), 1);
+        assert!(t.detach(&room, &user("alice"), now).is_empty());
+        assert!(t.detach(&room, &user("alice"), now).is_empty());
+        // Still present during the grace period.
+        assert_eq!(t.count(b"room"), 1);
         assert!(t.expire(now + Duration::from_secs(4)).is_empty());
         assert_eq!(
             names(&t.expire(now + Duration::from_secs(5))),
             ["leave user:alice", "vacated"]
         );
-        assert!(t.members(b"room").is_empty());
+        assert_eq!(t.count(b"room"), 0);
     }
 
     #[test]
     fn coming_back_within_the_grace_is_no_event() {
         let room = Bytes::from_static(b"room");
-        let mut t = Tracker::new(Duration::from_secs(5));
+        let host = MemberKey::Host(Bytes::from_static(b"h1"));
+        let mut t = Tracker::new("a", Duration::from_secs(5));
         let now = Instant::now();
-        t.attach(&room, arrival(1, "host:h1", "a"));
-        t.detach(&room, 1, now);
-        assert!(t.attach(&room, arrival(2, "host:h1", "a")).is_empty());
+        t.attach(&room, arrival(host.clone(), 1));
+        t.detach(&room, &host, now);
+        assert!(t.attach(&room, arrival(host.clone(), 2)).is_empty());
         assert!(t.expire(now + Duration::from_secs(10)).is_empty());
-        assert_eq!(t.members(b"room").len(), 1);
+        assert_eq!(
+            t.members(b"room", &LocalConnections::new())[0].key,
+            "host:h1"
+        );
     }
 
     #[test]
     fn members_on_other_nodes_count_until_their_node_drops_them() {
         let room = Bytes::from_static(b"room");
-        let mut t = Tracker::new(Duration::ZERO);
+        let mut t = Tracker::new("a", Duration::ZERO);
         let now = Instant::now();
-        t.attach(&room, arrival(1, "user:alice", "a"));
+        t.attach(&room, arrival(user("alice"), 5));
+        let member = |name: &str, since| Member {
+            key: format!("user:{name}"),
+            user: Some(name.to_string()),
+            since,
+            connections: vec![],
+        };
         let mut remote = Remote::new();
-        let bob = Member {
-            key: "user:bob".into(),
-            user: Some("bob".into()),
-            since: 7,
-            connections: vec![],
-        };
-        let alice_b = Member {
-            key: "user:alice".into(),
-            user: Some("alice".into()),
-            since: 0,
-            connections: vec![],
-        };
         remote.insert(
             room.clone(),
             [
-                ("user:bob".to_string(), bob),
-                ("user:alice".to_string(), alice_b),
+                ("user:bob".to_string(), member("bob", 7)),
+                ("user:alice".to_string(), member("alice", 0)),
             ]
             .into(),
         );
         assert_eq!(names(&t.set_remote("b", remote)), ["join user:bob"]);
-        assert_eq!(t.members(b"room")[0].since, 0);
+        let listed = t.members(b"room", &LocalConnections::new());
+        assert_eq!(listed.len(), 2);
+        assert_eq!((listed[0].key.as_str(), listed[0].since), ("user:alice", 0));
         // Alice leaves node a but is still on node b.
-        assert!(t.detach(&room, 1, now).is_empty());
+        assert!(t.detach(&room, &user("alice"), now).is_empty());
         assert_eq!(
             names(&t.drop_remote("b")),
             ["leave user:alice", "leave user:bob", "vacated"]
