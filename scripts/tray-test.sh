@@ -20,7 +20,7 @@ cd "$(dirname "$0")/.."
 PACKAGES=(libgtk-3-dev libayatana-appindicator3-dev xvfb trayer dbus-x11 imagemagick xdotool)
 bash scripts/ensure-packages.sh "${PACKAGES[@]}"
 
-BIN=${METEORD_BIN:-target/debug/meteord}
+BIN=${METEORD_BIN:-${CARGO_TARGET_DIR:-target}/debug/meteord}
 if [ ! -x "$BIN" ]; then
     cargo build --locked --features tray
 fi

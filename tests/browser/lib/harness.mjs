@@ -24,7 +24,7 @@ import { after, before } from 'node:test';
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const METEORD_BIN = process.env.METEORD_BIN
   ? path.resolve(process.env.METEORD_BIN)
-  : path.join(REPO, 'target/debug/meteord');
+  : path.join(path.resolve(REPO, process.env.CARGO_TARGET_DIR || 'target'), 'debug/meteord');
 export const CHROMIUM_BIN = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 export const PAGE_HOST = 'www.example.test';
 export const SERVER_HOST = 'data.example.test';
