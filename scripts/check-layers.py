@@ -19,7 +19,7 @@ LAYERS = [
     ("services", ["store", "cluster", "tls", "update", "logging", "jwt", "outbound"], False),
     ("node", ["node"], True),
     ("front ends", ["control", "subscriber", "api", "admin"], False),
-    ("process", ["server", "app", "tray", "main", "lib"], True),
+    ("process", ["server", "app", "tray", "service", "main", "lib"], True),
 ]
 RANK = {m: (i, name, same_ok) for i, (name, mods, same_ok) in enumerate(LAYERS) for m in mods}
 

@@ -9,7 +9,10 @@
 #   armv7 Linux    .deb; the binary passes the smoke test under qemu-user
 #   Windows x64    .exe passes the smoke test under Wine; the .msi installs
 #                  and uninstalls under Wine, and the installed .exe passes
-#                  it as the Start-menu shortcut runs it
+#                  it as the Start-menu shortcut runs it; `meteord service
+#                  install|start|stop|uninstall` and the .msi's Service feature
+#                  run the Windows service under Wine (publish, subscribe,
+#                  graceful stop, removal)
 #
 # Artifacts go to target/dist/. macOS is built by .github/workflows/macos.yml
 # on a Mac (see INSTALL.md).
@@ -143,6 +146,7 @@ msi=$(installers/windows/build-msi.sh "$DIST/meteord.exe" "$DIST" \
     "$(launch_args "$WINDOWS_TARGET" logs desktop)")
 msiinfo export "$msi" Shortcut | grep -q '^StartShortcut'
 msiinfo export "$msi" Feature | grep -q '^Autostart'
+msiinfo export "$msi" ServiceInstall | grep -q '^MeteordService'
 (cd "$DIST" && sha256sum -- *.deb *.msi meteord.exe >SHA256SUMS)
 
 # --- cross builds under emulation --------------------------------------------
@@ -156,8 +160,10 @@ smoke "meteord.exe under Wine" METEORD_SMOKE_BIN="$DIST/meteord.exe" METEORD_SMO
 # --- the .msi under Wine -------------------------------------------------------
 
 step "msiexec /i (with the autostart feature)"
-wine msiexec /i "$msi" /qn ADDLOCAL=ALL
+wine msiexec /i "$msi" /qn ADDLOCAL=Main,Autostart
 program_files="$WINEPREFIX/drive_c/Program Files/meteord"
+program_files_test="$WINEPREFIX/drive_c/meteord-test"
+mkdir -p "$program_files_test"
 program_data="$WINEPREFIX/drive_c/ProgramData/meteord"
 test -f "$program_files/meteord.exe"
 test -f "$program_files/meteord.conf.example"
@@ -178,6 +184,67 @@ if find "$WINEPREFIX/drive_c" -name meteord.lnk | grep -q .; then
     exit 1
 fi
 test -f "$program_data/meteord.conf"
+test -f "$program_data/meteord.db"
+
+# --- the Windows service under Wine ------------------------------------------------
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# The service reads C:\ProgramData\meteord\meteord.conf: the example, on
+# ports of its own (free ones), subscribers on loopback.
+service_config() {
+    svc_control=$(free_port) svc_sub=$(free_port) svc_admin=$(free_port)
+    # Global keys go before the first [mode] section.
+    printf 'ControllerPort %s\nSubscriberPort %s\nSubscriberIP 127.0.0.1\nAdminPort %s\n' \
+        "$svc_control" "$svc_sub" "$svc_admin" >"$program_data/meteord.conf"
+    grep -vE '^(ControllerPort|SubscriberPort|SubscriberIP|AdminPort)\b' "$root/assets/meteord.conf" >>"$program_data/meteord.conf"
+}
+control_line() { # port line -> the reply
+    exec 5<>"/dev/tcp/127.0.0.1/$1"
+    printf '%s\r\nQUIT\r\n' "$2" >&5
+    local reply
+    IFS= read -r -t 5 reply <&5 || true
+    exec 5<&- 5>&-
+    printf '%s' "${reply%$'\r'}"
+}
+wait_port() { for _ in $(seq 300); do (exec 6<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+service_serves() { # publish, then read it back as a subscriber
+    wait_port "$svc_control" || { echo "installers.sh: the service does not listen" >&2; cat "$program_data"/logs/*.log >&2 || true; return 1; }
+    [[ "$(control_line "$svc_control" "ADDMESSAGE svc $1")" == OK$'\t'* ]]
+    curl -fsS "http://127.0.0.1:$svc_sub/push/h1/simplepoll/svc.b5" | grep -q "$1"
+}
+
+step "meteord.exe service install / start: publish and subscribe / stop / uninstall"
+service_config
+cp "$DIST/meteord.exe" "$program_files_test/meteord.exe"
+wine "$program_files_test/meteord.exe" service install | grep -q "service 'meteord' installed"
+# Wine's service manager sees a new service only once it has restarted:
+# wait for this Wine session to end.
+wineserver -w
+wine "$program_files_test/meteord.exe" service start | grep -q "Running"
+service_serves "from-the-service"
+test -s "$program_data/admin-url"
+wine "$program_files_test/meteord.exe" service stop | grep -q "Stopped"
+grep -q "shutdown complete" "$program_data"/logs/meteord.*.log
+wine "$program_files_test/meteord.exe" service uninstall | grep -q "removed"
+if wine sc query meteord >/dev/null 2>&1; then
+    echo "installers.sh: the service outlived 'meteord service uninstall'" >&2
+    exit 1
+fi
+
+step "msiexec /i ADDLOCAL=Main,Service: the .msi installs and starts the service; /x removes it"
+service_config
+wine msiexec /i "$msi" /qn ADDLOCAL=Main,Service
+wineserver -w
+test -f "$program_files/service/meteord.exe"
+test -f "$program_files/service/meteord-package"
+wine sc query meteord | grep -q RUNNING || wine "$program_files/service/meteord.exe" service start >/dev/null
+service_serves "from-the-msi-service"
+wine msiexec /x "$msi" /qn
+test ! -e "$program_files/service/meteord.exe"
+if wine sc query meteord >/dev/null 2>&1; then
+    echo "installers.sh: the service outlived the uninstall" >&2
+    exit 1
+fi
 test -f "$program_data/meteord.db"
 
 # --- the amd64 .deb, installed for real ------------------------------------------

@@ -43,5 +43,9 @@ cargo build --locked --features tray
 bash tests/browser/run.sh
 echo "== tray icon (Xvfb)"
 bash scripts/tray-test.sh
-echo "== installers (cross builds, packages, their smoke tests)"
+echo "== macOS build, type-checked (cargo check --target *-apple-darwin --features tray)"
+bash scripts/check-macos.sh
+echo "== installers (cross builds, packages, their smoke tests, the Windows service under Wine)"
 bash scripts/installers.sh
+echo "== the update path: release N+1 signed into a loopback feed, N updates, rolls back"
+bash scripts/release-test.sh

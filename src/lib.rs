@@ -5,7 +5,7 @@
 //!
 //! | layer | modules |
 //! |---|---|
-//! | process | [`app`], `tray` (cargo feature `tray`), [`server`] |
+//! | process | [`app`], `tray` (cargo feature `tray`), [`server`], [`service`] (Windows) |
 //! | front ends | [`control`], [`subscriber`], [`api`], [`admin`] — never each other |
 //! | node | [`node`]: the state handle, the publish door, listeners and HTTP helpers |
 //! | services | [`store`], [`cluster`], [`tls`], [`update`], [`logging`], [`jwt`], [`outbound`] |
@@ -26,6 +26,7 @@ pub mod names;
 pub mod node;
 pub mod outbound;
 pub mod server;
+pub mod service;
 pub mod store;
 pub mod subscriber;
 pub mod template;

@@ -1,6 +1,7 @@
 //! The `meteord` binary: parse the command line, load the configuration,
 //! and serve until a signal (or the tray, or the admin UI) says stop — or
-//! update this executable (`meteord update`).
+//! update this executable (`meteord update`), or manage the Windows
+//! service (`meteord service`).
 
 use std::process::ExitCode;
 
@@ -21,20 +22,26 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Invocation::Version => {
-            println!("meteord {}", env!("CARGO_PKG_VERSION"));
+            println!("meteord {}", meteord::config::VERSION);
             return ExitCode::SUCCESS;
         }
         Invocation::Update {
             args,
             check_only,
             allow_downgrade,
-        } => return update(&args, check_only, allow_downgrade),
+            rollback,
+        } => return update(&args, check_only, allow_downgrade, rollback),
+        Invocation::Service { action, args } => return meteord::service::command(action, &args),
         Invocation::Run { args, no_tray } => (args, !no_tray),
     };
+    // A program that failed to start after its update is replaced by the
+    // one it replaced, which starts instead.
+    app::roll_back_a_failed_update();
     let config = match Config::load(&args) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("meteord: configuration error: {e}");
+            app::failed_to_start();
             return ExitCode::from(2);
         }
     };
@@ -52,7 +59,10 @@ fn main() -> ExitCode {
     }
 
     match app::run(config, args, tray) {
-        Ok(Exit::Stopped) => ExitCode::SUCCESS,
+        Ok(Exit::Stopped) => {
+            app::stopped_cleanly();
+            ExitCode::SUCCESS
+        }
         Ok(Exit::Restart) => {
             tracing::info!("restarting into the updated executable");
             // Flush the log before this process image is replaced.
@@ -64,13 +74,27 @@ fn main() -> ExitCode {
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("meteord: {e:#}");
+            drop(log);
+            app::failed_to_start();
             ExitCode::FAILURE
         }
     }
 }
 
-/// `meteord update [--check] [--allow-downgrade]`.
-fn update(args: &LegacyArgs, check_only: bool, allow_downgrade: bool) -> ExitCode {
+/// `meteord update [--check] [--allow-downgrade] [--rollback]`.
+fn update(args: &LegacyArgs, check_only: bool, allow_downgrade: bool, rollback: bool) -> ExitCode {
+    if rollback {
+        return match meteord::update::rollback_cli() {
+            Ok(message) => {
+                println!("{message}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("meteord update --rollback: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let config = match Config::load(args) {
         Ok(config) => config,
         Err(e) => {

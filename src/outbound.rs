@@ -35,7 +35,7 @@ pub fn post_json(
         .timeout_global(Some(timeout))
         .http_status_as_error(false)
         .max_redirects(0)
-        .user_agent(concat!("meteord/", env!("CARGO_PKG_VERSION")))
+        .user_agent(format!("meteord/{}", crate::config::VERSION))
         .build()
         .into();
     let mut request = agent.post(url).header("Content-Type", "application/json");

@@ -22,7 +22,9 @@ armv7-unknown-linux-gnueabihf) arch=armhf ;;
 *) echo "build-deb.sh: no Debian architecture for $target" >&2; exit 2 ;;
 esac
 
-version=$(sed -n 's/^version *= *"\(.*\)"/\1/p' "$root/Cargo.toml" | head -n1)
+# The version the binary was built as (scripts/release.sh sets it), else
+# the package's.
+version=${METEORD_VERSION:-$(sed -n 's/^version *= *"\(.*\)"/\1/p' "$root/Cargo.toml" | head -n1)}
 debversion="$version-1"
 
 # Runtime dependencies from the libraries the binary links and the newest
@@ -44,6 +46,11 @@ stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 chmod 0755 "$stage"
 install -D -m 0755 "$binary" "$stage/usr/bin/meteord"
+# Updates of this copy come from the next package: meteord leaves the
+# release feed alone unless UpdateFeed is set (src/update/feed.rs).
+mkdir -p "$stage/usr/share/meteord"
+echo deb >"$stage/usr/share/meteord/meteord-package"
+chmod 0644 "$stage/usr/share/meteord/meteord-package"
 {
     echo "# Installed by the meteord package: the service reads this file"
     echo "# (meteord -ConfigFileLocation /etc/meteord/meteord.conf). After a change:"

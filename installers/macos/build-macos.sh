@@ -25,7 +25,9 @@ outdir=$1
 shift
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-version=$(sed -n 's/^version *= *"\(.*\)"/\1/p' "$root/Cargo.toml" | head -n1)
+# The version the binaries were built as (scripts/release.sh and the
+# release workflow set it), else the package's.
+version=${METEORD_VERSION:-$(sed -n 's/^version *= *"\(.*\)"/\1/p' "$root/Cargo.toml" | head -n1)}
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -38,6 +40,9 @@ lipo -info "$app/Contents/MacOS/meteord"
 sed "s/@VERSION@/$version/g" "$here/Info.plist.in" >"$app/Contents/Info.plist"
 cp "$root/assets/icons/meteord.icns" "$app/Contents/Resources/meteord.icns"
 cp "$root/assets/meteord.conf" "$app/Contents/Resources/meteord.conf"
+# The app is updated by the next .pkg (or .zip): meteord leaves the
+# release feed alone unless UpdateFeed is set (src/update/feed.rs).
+echo pkg >"$app/Contents/Resources/meteord-package"
 plutil -lint "$app/Contents/Info.plist"
 
 daemon="$payload/Library/LaunchDaemons/org.meteord.meteord.plist"

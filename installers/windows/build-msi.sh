@@ -4,6 +4,9 @@
 #
 #   installers/windows/build-msi.sh METEORD.EXE OUTDIR ["EXTRA ARGS"]
 #
+# msiexec /i meteord-<version>-x86_64.msi ADDLOCAL=Main,Service also installs
+# the Windows service (see meteord.wxs.in).
+#
 # EXTRA ARGS are added to the command line of the Start-menu entry and of
 # the autostart entry (options that only some builds understand); they run
 # in C:\ProgramData\meteord, so paths are best relative to it.
@@ -13,7 +16,9 @@ exe=$1 outdir=$2 extra=${3:-}
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 
-version=$(sed -n 's/^version *= *"\(.*\)"/\1/p' "$root/Cargo.toml" | head -n1)
+# The version the program was built as (scripts/release.sh sets it), else
+# the package's.
+version=${METEORD_VERSION:-$(sed -n 's/^version *= *"\(.*\)"/\1/p' "$root/Cargo.toml" | head -n1)}
 # Windows Installer versions are numbers only: 1.2.3-beta.1 becomes 1.2.3.
 msiversion=${version%%[-+]*}
 
@@ -31,6 +36,8 @@ msi="$(cd "$outdir" && pwd)/meteord-$version-x86_64.msi"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cp "$exe" "$work/meteord.exe"
+# Updates of an installed copy come from the next .msi (src/update/feed.rs).
+printf 'msi\r\n' >"$work/meteord-package"
 cp "$root/assets/icons/meteord.ico" "$work/meteord.ico"
 # The example in Windows line endings, so Notepad shows its lines.
 sed 's/$/\r/' "$root/assets/meteord.conf" >"$work/meteord.conf.example"

@@ -70,6 +70,18 @@ pub async fn install(State(admin): State<Arc<Admin>>, Action { viewer, .. }: Act
     viewer.redirect("/", flash)
 }
 
+/// `POST /update/rollback`: put the kept previous version back and restart.
+pub async fn rollback(State(admin): State<Arc<Admin>>, Action { viewer, .. }: Action) -> Response {
+    info!(user = %viewer.session.user, "admin UI: rollback requested");
+    let flash = match admin.node.updates.rollback_and_restart(&admin.node.shutdown).await {
+        Ok(version) => Flash::ok(format!(
+            "meteord {version} is back in place; the server is restarting. Reload this page in a few seconds."
+        )),
+        Err(e) => Flash::error(capitalized(&e)),
+    };
+    viewer.redirect("/", flash)
+}
+
 fn capitalized(e: &UpdateError) -> String {
     let text = e.to_string();
     let mut chars = text.chars();

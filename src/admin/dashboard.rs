@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 
 use super::certificate::{tls_card, TlsCard};
@@ -14,6 +14,7 @@ use super::view::{self, Layout};
 use super::Admin;
 use crate::config::Persistence;
 use crate::hub::Transport;
+use crate::node::getting_started::{host_of, FirstSteps, DEMO_CHANNEL};
 use crate::node::stats::stats_json;
 
 #[derive(Template)]
@@ -45,14 +46,21 @@ struct DashboardPage {
     update: UpdateView,
     /// The nodes sharing the redis engine (none with the memory engine).
     cluster: Option<ClusterCard>,
+    /// Until the first message is published: how to publish one.
+    first_steps: Option<FirstSteps>,
+    demo_channel: &'static str,
     /// The certificate, with TLS on.
     tls: Option<TlsCard>,
 }
 
 /// The dashboard's update card.
 struct UpdateView {
-    /// Empty when no UpdateFeed is configured.
+    /// Empty when updating is off.
     feed: String,
+    /// Where the feed comes from, or why there is none.
+    origin: String,
+    /// The version kept by the last update, to roll back to.
+    previous: Option<String>,
     channel: String,
     auto: String,
     last_check: Option<u64>,
@@ -142,8 +150,12 @@ impl DashboardPage {
     }
 }
 
-pub async fn page(State(admin): State<Arc<Admin>>, viewer: Viewer) -> Response {
+pub async fn page(State(admin): State<Arc<Admin>>, viewer: Viewer, headers: HeaderMap) -> Response {
     let node = &admin.node;
+    let first_steps = node.never_published().then(|| {
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+        node.first_steps(host.and_then(host_of))
+    });
     let stats = stats_json(node);
     let by_transport = node.hub.subscribers_by_transport();
     let latest = admin
@@ -176,14 +188,17 @@ pub async fn page(State(admin): State<Arc<Admin>>, viewer: Viewer) -> Response {
         }
     };
     let tls = admin.node.tls.as_ref();
-    let mut listeners = vec![addr(
+    // The control and subscriber ports as bound (ports chosen at start
+    // included).
+    let bound = node.addresses;
+    let mut listeners = vec![(
         if tls.is_some() {
             "Subscribers (HTTPS)"
         } else {
             "Subscribers (HTTP)"
         },
-        config.subscriber_ip,
-        config.subscriber_port,
+        bound.subscriber.to_string(),
+        "",
     )];
     if tls.is_some() && config.plain_subscriber_port > 0 {
         listeners.push(addr(
@@ -192,14 +207,14 @@ pub async fn page(State(admin): State<Arc<Admin>>, viewer: Viewer) -> Response {
             config.plain_subscriber_port,
         ));
     }
-    listeners.push(addr(
+    listeners.push((
         if config.controller_tls {
             "Publishers (control, TLS)"
         } else {
             "Publishers (control)"
         },
-        config.controller_ip,
-        config.controller_port,
+        bound.control.to_string(),
+        "",
     ));
     if config.udp_port > 0 {
         listeners.push(addr("Publishers (UDP)", config.udp_ip, config.udp_port));
@@ -209,8 +224,18 @@ pub async fn page(State(admin): State<Arc<Admin>>, viewer: Viewer) -> Response {
         None => addr("Admin UI", config.admin_ip, config.admin_port),
     });
     let updates = node.updates.status();
+    let feed = crate::update::feed::resolve(&config);
     let update = UpdateView {
-        feed: config.update_feed.clone(),
+        feed: feed.url.clone().unwrap_or_default(),
+        origin: {
+            let text = feed.explain();
+            let mut chars = text.chars();
+            chars
+                .next()
+                .map(|first| first.to_uppercase().chain(chars).collect())
+                .unwrap_or_default()
+        },
+        previous: crate::update::kept_previous(),
         channel: format!("{:?}", config.update_channel).to_lowercase(),
         auto: format!("{:?}", config.auto_update).to_lowercase(),
         last_check: updates
@@ -255,6 +280,8 @@ pub async fn page(State(admin): State<Arc<Admin>>, viewer: Viewer) -> Response {
         log_files,
         update,
         cluster: node.cluster().map(|c| cluster_card(c)),
+        first_steps,
+        demo_channel: DEMO_CHANNEL,
         tls: tls.map(|tls| tls_card(tls, &config)),
     };
     viewer.page(StatusCode::OK, &page)

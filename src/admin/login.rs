@@ -47,7 +47,7 @@ pub async fn login_page(
     let mut response = view::render(
         StatusCode::OK,
         &LoginPage {
-            version: env!("CARGO_PKG_VERSION"),
+            version: crate::config::VERSION,
             username: "admin".into(),
             next: safe_next(query.next.as_deref()),
             error: None,
@@ -90,7 +90,7 @@ pub async fn login(
         Verdict::Wrong => view::render(
             StatusCode::UNAUTHORIZED,
             &LoginPage {
-                version: env!("CARGO_PKG_VERSION"),
+                version: crate::config::VERSION,
                 username,
                 next,
                 error: Some("Wrong user name or password.".into()),

@@ -17,7 +17,7 @@
 //! | `GET /tokens`, `POST /tokens`, `POST /tokens/{id}/revoke`, `POST /password` | API tokens, password |
 //! | `GET /webhooks`, `POST /webhooks/retry`, `POST /webhooks/test` | webhook deliveries, dead letters, a test event |
 //! | `POST /publishing` | pause or resume publishing |
-//! | `POST /update/check`, `POST /update/install` | look for an update; install it and restart |
+//! | `POST /update/check`, `POST /update/install`, `POST /update/rollback` | look for an update; install it and restart; go back to the kept version |
 //! | `GET /static/{file}` | CSS, JavaScript, icon |
 //!
 //! Security: see `security.rs`. Every page but the login, first-run and
@@ -243,6 +243,7 @@ fn app(admin: Arc<Admin>) -> Router {
         .route("/publishing", post(appliance::set_publishing))
         .route("/update/check", post(appliance::check))
         .route("/update/install", post(appliance::install))
+        .route("/update/rollback", post(appliance::rollback))
         .route("/static/{*path}", get(static_file))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(admin.clone(), first_run))

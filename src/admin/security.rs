@@ -276,7 +276,7 @@ impl Viewer {
             user: self.session.user.clone(),
             csrf: self.session.csrf.clone(),
             flash: self.flash.clone(),
-            version: env!("CARGO_PKG_VERSION"),
+            version: crate::config::VERSION,
         }
     }
 

@@ -1,6 +1,7 @@
 //! Server settings (`/settings`): every key with its value and where the
-//! value comes from; global keys can be overridden here (kept in the
-//! database, in force at once or at the next start).
+//! value comes from, grouped by topic, with a filter (`?q=`) and "only
+//! changed" (`?changed=1`); global keys can be overridden here (kept in
+//! the database, in force at once or at the next start).
 
 use std::sync::Arc;
 
@@ -8,13 +9,15 @@ use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use serde::Deserialize;
 use tracing::info;
 
 use super::security::{Action, Viewer};
 use super::view::{self, Flash, Layout};
-use super::{run, Admin, EditQuery};
+use super::{run, Admin};
 use crate::config::keys::SECRET_KEYS;
 use crate::config::keys::{self, needs_restart, ui_settable, Scope};
+use crate::config::topics::{topic, Topic};
 use crate::config::{redact_url, Source};
 
 /// A setting's value as this page may show it: secrets never, a Redis URL
@@ -42,6 +45,8 @@ struct SettingRow {
     editable: bool,
     restart: bool,
     help: &'static str,
+    /// Not the default: set in the file, on the command line or here.
+    changed: bool,
 }
 
 impl SettingRow {
@@ -55,6 +60,11 @@ impl SettingRow {
         }
     }
 
+    /// What the filter box searches: name, mode, value and help.
+    fn search_text(&self) -> String {
+        format!("{} {} {} {}", self.key, self.mode, self.raw, self.help).to_lowercase()
+    }
+
     fn anchor(&self) -> String {
         if self.mode.is_empty() {
             format!("setting-{}", self.key)
@@ -64,12 +74,39 @@ impl SettingRow {
     }
 }
 
+/// The settings of one topic (or the per-mode overrides).
+struct Group {
+    slug: &'static str,
+    title: &'static str,
+    rows: Vec<SettingRow>,
+    /// Rows of this group that are not the default.
+    changed: usize,
+    /// The per-mode overrides: read-only here.
+    per_mode: bool,
+}
+
+/// `?edit=<key>&q=<text>&changed=1`.
+#[derive(Deserialize, Default)]
+pub struct SettingsQuery {
+    edit: Option<String>,
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    changed: String,
+}
+
 #[derive(Template)]
 #[template(path = "settings.html")]
 struct SettingsPage {
     layout: Layout,
-    /// Global settings, then per-mode overrides.
-    sections: Vec<(&'static str, Vec<SettingRow>)>,
+    /// Global settings by topic, then per-mode overrides; groups with no
+    /// row left by the filter are not listed.
+    groups: Vec<Group>,
+    /// Settings in all, and those the filter leaves.
+    total: usize,
+    shown: usize,
+    query: String,
+    changed_only: bool,
     config_file: String,
     /// The key whose edit form is open, its typed value and its error.
     editing: String,
@@ -77,15 +114,28 @@ struct SettingsPage {
     error: Option<String>,
 }
 
+/// What the page shows: the filter typed and "only changed".
+#[derive(Default)]
+struct Filter {
+    query: String,
+    changed_only: bool,
+}
+
+impl Filter {
+    fn keeps(&self, row: &SettingRow) -> bool {
+        (!self.changed_only || row.changed)
+            && (self.query.is_empty() || row.search_text().contains(&self.query.to_lowercase()))
+    }
+}
+
 fn settings_view(
     admin: &Admin,
     viewer: &Viewer,
-    editing: String,
-    draft: String,
-    error: Option<String>,
+    filter: Filter,
+    (editing, draft, error): (String, String, Option<String>),
 ) -> SettingsPage {
     let config = admin.node.config.load();
-    let (global, per_mode): (Vec<SettingRow>, Vec<SettingRow>) = config
+    let rows: Vec<SettingRow> = config
         .settings
         .iter()
         .map(|s| SettingRow {
@@ -102,14 +152,47 @@ fn settings_view(
             editable: s.mode.is_none() && ui_settable(s.key),
             restart: needs_restart(s.key),
             help: keys::find(s.key).map_or("", |k| k.help),
+            changed: !matches!(s.source, Source::Default | Source::Builtin(_)),
         })
-        .partition(|row| row.mode.is_empty());
+        .collect();
+    let total = rows.len();
+    let mut groups: Vec<Group> = Topic::ALL
+        .iter()
+        .map(|t| Group {
+            slug: t.slug(),
+            title: t.title(),
+            rows: Vec::new(),
+            changed: 0,
+            per_mode: false,
+        })
+        .collect();
+    groups.push(Group {
+        slug: "modes",
+        title: "Subscriber mode overrides",
+        rows: Vec::new(),
+        changed: 0,
+        per_mode: true,
+    });
+    for row in rows {
+        let at = if row.mode.is_empty() {
+            let t = topic(row.key).unwrap_or(Topic::LegacyTemplates);
+            Topic::ALL.iter().position(|x| *x == t).unwrap_or(0)
+        } else {
+            groups.len() - 1
+        };
+        groups[at].changed += usize::from(row.changed);
+        if filter.keeps(&row) {
+            groups[at].rows.push(row);
+        }
+    }
+    groups.retain(|g| !g.rows.is_empty());
     SettingsPage {
         layout: viewer.layout("Server settings", "settings"),
-        sections: vec![
-            ("Global settings", global),
-            ("Subscriber mode overrides", per_mode),
-        ],
+        shown: groups.iter().map(|g| g.rows.len()).sum(),
+        total,
+        groups,
+        query: filter.query,
+        changed_only: filter.changed_only,
         config_file: config.file.as_ref().map_or_else(
             || "none (built-in configuration)".into(),
             |f| f.display().to_string(),
@@ -123,10 +206,14 @@ fn settings_view(
 pub async fn settings_page(
     State(admin): State<Arc<Admin>>,
     viewer: Viewer,
-    Query(query): Query<EditQuery>,
+    Query(query): Query<SettingsQuery>,
 ) -> Response {
     let editing = query.edit.unwrap_or_default();
-    let page = settings_view(&admin, &viewer, editing, String::new(), None);
+    let filter = Filter {
+        query: query.q.trim().to_string(),
+        changed_only: query.changed == "1",
+    };
+    let page = settings_view(&admin, &viewer, filter, (editing, String::new(), None));
     viewer.page(StatusCode::OK, &page)
 }
 
@@ -140,7 +227,12 @@ pub async fn save_setting(
         // The page shows the URL with its password hidden; saving that
         // back would make "***" the password.
         let error = "Type the whole URL with its password: this page never shows it.".to_string();
-        let page = settings_view(&admin, &viewer, key, String::new(), Some(error));
+        let page = settings_view(
+            &admin,
+            &viewer,
+            Filter::default(),
+            (key, String::new(), Some(error)),
+        );
         return viewer.page(StatusCode::UNPROCESSABLE_ENTITY, &page);
     }
     let node = admin.node.clone();
@@ -153,7 +245,12 @@ pub async fn save_setting(
             } else {
                 shown(&key, &value)
             };
-            let page = settings_view(&admin, &viewer, key, draft, Some(error));
+            let page = settings_view(
+                &admin,
+                &viewer,
+                Filter::default(),
+                (key, draft, Some(error)),
+            );
             viewer.page(StatusCode::UNPROCESSABLE_ENTITY, &page)
         }
         Ok(Ok(())) => {

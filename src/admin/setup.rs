@@ -44,7 +44,7 @@ fn setup_form(
     view::render(
         status,
         &SetupPage {
-            version: env!("CARGO_PKG_VERSION"),
+            version: crate::config::VERSION,
             username,
             min_password: MIN_PASSWORD,
             needs_code,

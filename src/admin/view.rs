@@ -137,7 +137,7 @@ pub fn message(status: StatusCode, title: &str, text: &str) -> Response {
         &MessagePage {
             title,
             text,
-            version: env!("CARGO_PKG_VERSION"),
+            version: crate::config::VERSION,
         },
     )
 }

@@ -117,7 +117,7 @@ async fn beat(cluster: &Cluster, twins: &mut usize) -> Result<(), ClusterError> 
     let info = NodeInfo {
         name: cluster.node.clone(),
         instance: cluster.instance.clone(),
-        version: env!("CARGO_PKG_VERSION").into(),
+        version: crate::config::VERSION.into(),
         control: cluster.addresses.0.to_string(),
         subscriber: cluster.addresses.1.to_string(),
         uptime: hub.uptime(),

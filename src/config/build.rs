@@ -50,7 +50,13 @@ impl Config {
             off if off.eq_ignore_ascii_case("off") => None,
             dir => Some(PathBuf::from(dir)),
         };
-        let update_feed = r.trimmed("UpdateFeed");
+        // "off" (or an empty value given on purpose) turns the feed built
+        // into official releases off too.
+        let update_feed_set = r.raw("UpdateFeed", None).1 != Source::Default;
+        let mut update_feed = r.trimmed("UpdateFeed");
+        if update_feed.eq_ignore_ascii_case("off") {
+            update_feed.clear();
+        }
         if !(update_feed.is_empty()
             || update_feed.starts_with("https://")
             || is_loopback_http(&update_feed))
@@ -129,6 +135,7 @@ impl Config {
             log_format: r.keyword("LogFormat")?,
             auto_update: r.keyword("AutoUpdate")?,
             update_feed,
+            update_feed_set,
             update_channel: r.keyword("UpdateChannel")?,
             max_controller_connections: r.number("MaxControllerConnections", None)?,
             max_subscriber_connections: r.number("MaxSubscriberConnections", None)?,

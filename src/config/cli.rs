@@ -1,8 +1,10 @@
 //! The command line: meteord's `-Key value` options, plus `--help` and
 //! `--version` in the modern spelling.
 //!
-//! Besides those: `meteord update [--check] [--allow-downgrade]` (self-update) and
-//! `--no-tray` (run headless even where a tray icon could show).
+//! Besides those: `meteord update [--check] [--allow-downgrade] [--rollback]`
+//! (self-update), `meteord service install|uninstall|start|stop` (the
+//! Windows service) and `--no-tray` (run headless even where a tray icon
+//! could show).
 //!
 //! Legacy rules: a key may be abbreviated to any unambiguous prefix (case
 //! does not matter), `-Key.mode` sets a key for one mode, `-d` means
@@ -30,9 +32,47 @@ pub enum Invocation {
         /// Install the feed's newest release even when it is older than
         /// the running one.
         allow_downgrade: bool,
+        /// Put the program kept by the last update back instead.
+        rollback: bool,
+    },
+    /// `meteord service <action>`: the Windows service. `args` are the
+    /// options the service is installed with (`install`) or runs with
+    /// (`run`, which the service manager starts).
+    Service {
+        action: ServiceAction,
+        args: LegacyArgs,
     },
     Help,
     Version,
+}
+
+/// What `meteord service` is asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceAction {
+    Install,
+    Uninstall,
+    Start,
+    Stop,
+    /// Run as the service (the service manager's command line).
+    Run,
+}
+
+impl std::str::FromStr for ServiceAction {
+    type Err = String;
+    fn from_str(word: &str) -> Result<Self, String> {
+        Ok(match word {
+            "install" => ServiceAction::Install,
+            "uninstall" => ServiceAction::Uninstall,
+            "start" => ServiceAction::Start,
+            "stop" => ServiceAction::Stop,
+            "run" => ServiceAction::Run,
+            other => {
+                return Err(format!(
+                    "'service {other}' invalid: use service install, uninstall, start or stop"
+                ))
+            }
+        })
+    }
 }
 
 /// `-Key[.mode] value` pairs given on the command line.
@@ -85,6 +125,16 @@ where
     if update {
         args.remove(0);
     }
+    let service = match args.first().map(String::as_str) {
+        Some("service") => {
+            args.remove(0);
+            if args.is_empty() {
+                return Err("'service' needs an action: install, uninstall, start or stop".into());
+            }
+            Some(args.remove(0).parse::<ServiceAction>()?)
+        }
+        _ => None,
+    };
     let flag = |args: &mut Vec<String>, name: &str| {
         let before = args.len();
         args.retain(|a| a != name);
@@ -92,6 +142,7 @@ where
     };
     let check_only = update && flag(&mut args, "--check");
     let allow_downgrade = update && flag(&mut args, "--allow-downgrade");
+    let rollback = update && flag(&mut args, "--rollback");
     let no_tray = !update && flag(&mut args, "--no-tray");
     if args.iter().any(|a| a == "--help") {
         return Ok(Invocation::Help);
@@ -145,6 +196,12 @@ where
             args: parsed,
             check_only,
             allow_downgrade,
+            rollback,
+        }
+    } else if let Some(action) = service {
+        Invocation::Service {
+            action,
+            args: parsed,
         }
     } else {
         Invocation::Run {
@@ -161,6 +218,9 @@ pub fn help_text() -> String {
          update                          Install the newest signed release from UpdateFeed over this program\n  \
          update --check                  Only say whether a newer release is available\n  \
          update --allow-downgrade        Install the feed's newest release even if it is older than this one\n  \
+         update --rollback               Put back the program the last update replaced\n  \
+         service install [-Key value]... Windows: install the service (starts at boot, logs and data in ProgramData)\n  \
+         service uninstall|start|stop    Windows: remove, start or stop the service\n  \
          --no-tray                       No tray icon, even in a desktop build (services, servers, Raspberry Pi)\n\n",
     );
     legacy.push_str("Options (meteord 1.06 style, any unambiguous prefix; -Key.mode sets a key for one [mode]):\n");
@@ -187,10 +247,10 @@ pub fn help_text() -> String {
         default_logs.display()
     ));
     clap::Command::new("meteord")
-        .version(env!("CARGO_PKG_VERSION"))
+        .version(super::VERSION)
         .about("Realtime HTTP push server, a drop-in replacement for meteord 1.06")
         .override_usage(
-            "meteord [--no-tray] [-Key value]...\n       meteord update [--check] [-Key value]...\n       meteord --help | --version",
+            "meteord [--no-tray] [-Key value]...\n       meteord update [--check | --rollback] [-Key value]...\n       meteord service install|uninstall|start|stop\n       meteord --help | --version",
         )
 
         .disable_help_flag(true)

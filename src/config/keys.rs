@@ -451,7 +451,7 @@ pub const KEYS: &[Key] = &[
         name: "UpdateFeed",
         default: "",
         scope: Scope::Global,
-        help: "URL of the release manifest (JSON) updates come from; empty: updating is off",
+        help: "URL of the release manifest (JSON) updates come from; empty: the feed official releases carry (none in source builds and installed packages); off: never",
     },
     Key {
         name: "WebhookEvents",

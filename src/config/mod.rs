@@ -10,6 +10,7 @@ pub mod cli;
 mod file;
 pub mod keys;
 mod resolve;
+pub mod topics;
 pub mod values;
 
 use std::collections::{BTreeMap, HashMap};
@@ -30,6 +31,13 @@ pub use values::{
 
 /// The configuration used when no config file exists: the example
 /// configuration shipped with meteord 1.06, every mode included.
+/// The running version: the package's, or the one a release build was
+/// made as (`METEORD_VERSION` at build time, set by `scripts/release.sh`).
+pub const VERSION: &str = match option_env!("METEORD_VERSION") {
+    Some(version) => version,
+    None => env!("CARGO_PKG_VERSION"),
+};
+
 pub const BUILTIN_CONFIG: &str = include_str!("../../assets/meteord.conf");
 
 /// Where a value came from.
@@ -287,8 +295,11 @@ pub struct Config {
     pub log_retention: usize,
     pub log_format: LogFormat,
     pub auto_update: AutoUpdate,
-    /// The release manifest's URL; empty: updating is off.
+    /// The release manifest's URL; empty: none configured.
     pub update_feed: String,
+    /// UpdateFeed was given (file, command line, admin UI): it replaces
+    /// the feed an official build carries, even when empty or `off`.
+    pub update_feed_set: bool,
     pub update_channel: UpdateChannel,
     pub max_controller_connections: u64,
     pub max_subscriber_connections: u64,

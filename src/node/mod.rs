@@ -10,6 +10,7 @@
 pub mod access;
 mod authorize;
 mod engine;
+pub mod getting_started;
 pub mod listen;
 pub mod presence;
 mod publish;
@@ -93,6 +94,8 @@ pub struct Node {
     pub presence: presence::Presence,
     /// Events on their way to the application.
     pub webhooks: webhooks::Webhooks,
+    /// Where the control and subscriber ports are bound.
+    pub addresses: getting_started::Addresses,
     /// Connections the subscriber port may hold (file descriptors).
     pub subscriber_budget: u64,
 }
@@ -113,6 +116,7 @@ pub struct Parts {
     pub verifier: crate::jwt::Verifier,
     /// The database's webhook queue.
     pub deliveries: Option<Arc<crate::store::webhooks::Deliveries>>,
+    pub addresses: getting_started::Addresses,
     /// Connections the subscriber port may hold before it answers 503,
     /// from the file descriptor limit (0: none known).
     pub subscriber_budget: u64,
@@ -146,6 +150,7 @@ impl Node {
             authorizations: Default::default(),
             presence,
             webhooks: webhooks::Webhooks::new(parts.deliveries),
+            addresses: parts.addresses,
             subscriber_budget: parts.subscriber_budget,
         }
     }

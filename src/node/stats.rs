@@ -15,7 +15,7 @@ pub fn stats_json(node: &Node) -> serde_json::Value {
         .map(|s| (s.name().to_string(), json!(hub.stats.get(*s))))
         .collect();
     let mut stats = json!({
-        "version": env!("CARGO_PKG_VERSION"),
+        "version": crate::config::VERSION,
         "uptime": hub.uptime(),
         "channels": node.channel_count(),
         "next_message_id": hub.next_message_id(),

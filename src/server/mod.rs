@@ -157,7 +157,13 @@ impl Server {
                 .await?,
             ),
         };
+        let addresses = crate::node::getting_started::Addresses {
+            control: listeners.control.local_addr()?,
+            subscriber: listeners.subscriber.local_addr()?,
+            admin: listeners.admin.as_ref().and_then(|a| a.local_addr().ok()),
+        };
         let node = Arc::new(Node::new(Parts {
+            addresses,
             hub,
             config,
             args,
@@ -237,7 +243,7 @@ impl Server {
     /// Serve until the shutdown token is cancelled, then close every
     /// connection (with the shutdown messages) and wait for them.
     pub async fn run(self) -> anyhow::Result<()> {
-        info!("meteord {} starting", env!("CARGO_PKG_VERSION"));
+        info!("meteord {} starting", crate::config::VERSION);
         self.log_addresses()?;
         let node = self.node;
         let tls = node.tls.clone();

@@ -40,6 +40,7 @@ pub fn serve(
             let node = updating;
             node.updates.background(&node.config, &node.shutdown).await
         });
+        tokio::spawn(crate::update::confirm_after_trial(node.shutdown.clone()));
         ready(Ready {
             node: node.clone(),
             runtime: handle,

@@ -13,6 +13,7 @@
 pub mod access;
 pub mod body;
 pub mod framing;
+mod home;
 pub mod http;
 pub mod poll;
 pub mod publisher;
@@ -175,7 +176,9 @@ async fn route(
             return None;
         }
         let documents = &port.documents;
-        if serve_document(&mut stream, path, node, documents, &config)
+        let host = request::header(&buf[..head_len], "host").map(str::to_string);
+        let wanted = (path, host.as_deref());
+        if serve_document(&mut stream, wanted, node, documents, &config)
             .await
             .is_err()
         {
@@ -191,15 +194,26 @@ async fn route(
     }
 }
 
+/// Serve the file a request (its path and Host header) names.
 async fn serve_document(
     stream: &mut Conn,
-    path: &str,
+    (path, host): (&str, Option<&str>),
     node: &Node,
     documents: &Documents,
     config: &crate::config::Config,
 ) -> std::io::Result<()> {
     let stats = &node.hub.stats;
-    let doc = documents.lookup(node.documents_generation(), config, path);
+    let mut doc = documents.lookup(node.documents_generation(), config, path);
+    if let Some(found) = &doc {
+        if static_files::document_root(config).is_none()
+            && home::is_home(path, &config.directory_index)
+        {
+            doc = Some(Arc::new(static_files::Document {
+                body: home::render(&found.body, node, host).into(),
+                content_type: found.content_type,
+            }));
+        }
+    }
     let mut response = match &doc {
         Some(doc) => {
             stats.incr(Stat::DocumentsServed);

@@ -1,6 +1,7 @@
 //! Self-update from a signed release feed.
 //!
-//! The feed (UpdateFeed) is a JSON release manifest, as self_update's
+//! The feed ([`feed`]: UpdateFeed, else the one an official release was
+//! built with) is a JSON release manifest, as self_update's
 //! `manifest` backend reads it: releases with a semver version and assets
 //! named `meteord-<version>-<target>.tar.gz`, each signed with the release
 //! key (zipsign, the signature bound to that file name). An update:
@@ -10,7 +11,9 @@
 //! 2. downloads the archive for this platform and verifies its signature
 //!    against the compiled-in key ([`keys`]) — an unsigned or altered
 //!    archive is refused and nothing is changed;
-//! 3. replaces the executable (self_update's `self_replace`).
+//! 3. keeps the running program as `meteord.previous` and replaces the
+//!    executable (self_update's `self_replace`); the new one is on trial
+//!    until it has served a few seconds ([`rollback`]).
 //!
 //! `meteord update` stops there: the file is new, a running server keeps
 //! its old code until it is restarted. Inside a running server (the admin
@@ -19,7 +22,9 @@
 //! final write completes — and [`restart`] starts the new executable with
 //! the same arguments. No store write is ever cut short by an update.
 
+pub mod feed;
 pub mod keys;
+pub mod rollback;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -34,7 +39,7 @@ use tracing::{error, info, warn};
 use crate::config::{AutoUpdate, Config, UpdateChannel};
 
 /// The running version.
-pub const CURRENT_VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const CURRENT_VERSION: &str = crate::config::VERSION;
 /// How often `AutoUpdate check|install` looks at the feed.
 const CHECK_PERIOD: Duration = Duration::from_secs(24 * 60 * 60);
 /// The first automatic check waits this long after start, so a restart
@@ -44,8 +49,10 @@ const HTTP_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpdateError {
-    #[error("updating is off: no UpdateFeed is configured")]
-    NoFeed,
+    #[error("{0}")]
+    NoFeed(String),
+    #[error("no previous version is kept (one is kept by every update)")]
+    NoPrevious,
     #[error("no trusted update key is built in; refusing to install unverified updates")]
     NoKeys,
     #[error("bad update key: {0}")]
@@ -107,10 +114,11 @@ impl Updates {
     }
 }
 
-fn feed_url(config: &Config) -> Result<&str, UpdateError> {
-    match config.update_feed.as_str() {
-        "" => Err(UpdateError::NoFeed),
-        url => Ok(url),
+fn feed_url(config: &Config) -> Result<String, UpdateError> {
+    let feed = feed::resolve(config);
+    match feed.url {
+        Some(url) => Ok(url),
+        None => Err(UpdateError::NoFeed(feed.explain())),
     }
 }
 
@@ -124,10 +132,10 @@ pub fn check(config: &Config) -> Result<Option<Available>, UpdateError> {
 /// even when it is older than the running one.
 fn check_with(config: &Config, allow_downgrade: bool) -> Result<Option<Available>, UpdateError> {
     let url = feed_url(config)?;
-    let mut source = ManifestSource::new(url);
+    let mut source = ManifestSource::new(&url);
     source.timeout(HTTP_TIMEOUT);
     let releases = source.get_releases().map_err(|e| UpdateError::Feed {
-        url: url.to_string(),
+        url: url.clone(),
         message: e.to_string(),
     })?;
     newest(
@@ -191,11 +199,12 @@ fn asset_version(name: &str) -> Option<String> {
 pub fn install(config: &Config, release: &Available) -> Result<(), UpdateError> {
     let url = feed_url(config)?;
     let keys = keys::trusted()?;
-    let exe = std::env::current_exe().map_err(|e| UpdateError::Install(e.to_string()))?;
+    let exe = rollback::exe()?;
+    let staged = rollback::stage_previous(exe)?;
     let updater = self_update::backends::manifest::Update::configure()
-        .manifest_url(url)
+        .manifest_url(&url)
         .bin_name("meteord")
-        .bin_install_path(&exe)
+        .bin_install_path(exe)
         .current_version(CURRENT_VERSION)
         .target(self_update::get_target())
         .release_tag(release.version.as_str())
@@ -205,8 +214,17 @@ pub fn install(config: &Config, release: &Available) -> Result<(), UpdateError> 
         .show_download_progress(false)
         .no_confirm(true)
         .build()
-        .map_err(|e| UpdateError::Install(e.to_string()))?;
-    match updater.update() {
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&staged);
+            UpdateError::Install(e.to_string())
+        })?;
+    let updated = updater.update();
+    if updated.is_ok() {
+        rollback::keep_previous(exe, &staged, &release.version);
+    } else {
+        let _ = std::fs::remove_file(&staged);
+    }
+    match updated {
         Ok(_) => Ok(()),
         Err(e @ self_update::errors::Error::Signature(_))
         | Err(e @ self_update::errors::Error::NoSignatures(_))
@@ -239,9 +257,24 @@ pub fn run_cli(
     }
     install(config, &release)?;
     Ok(format!(
-        "meteord {} installed (signature verified); restart the service to run it",
+        "meteord {} installed (signature verified); restart the service to run it \
+         ('meteord update --rollback' puts {CURRENT_VERSION} back)",
         release.version
     ))
+}
+
+/// `meteord update --rollback`: put the kept previous program back.
+pub fn rollback_cli() -> Result<String, UpdateError> {
+    let restored = rollback::roll_back(rollback::exe()?)?;
+    Ok(format!(
+        "meteord {restored} is back in place (the replaced {CURRENT_VERSION} is kept); \
+         restart the service to run it"
+    ))
+}
+
+/// The version of the kept previous program, if any.
+pub fn kept_previous() -> Option<String> {
+    rollback::exe().ok().and_then(rollback::previous)
 }
 
 impl Updates {
@@ -310,6 +343,34 @@ impl Updates {
         result
     }
 
+    /// Put the kept previous program back, then cancel `shutdown` so that
+    /// `main` restarts into it. Returns the restored version.
+    pub async fn rollback_and_restart(
+        &self,
+        shutdown: &CancellationToken,
+    ) -> Result<String, UpdateError> {
+        let busy = self.edit(|s| std::mem::replace(&mut s.installing, true));
+        if busy {
+            return Err(UpdateError::Busy);
+        }
+        let result = tokio::task::spawn_blocking(|| rollback::roll_back(rollback::exe()?))
+            .await
+            .unwrap_or_else(|e| Err(UpdateError::Install(e.to_string())));
+        self.edit(|s| {
+            s.installing = false;
+            s.available = None;
+        });
+        match &result {
+            Ok(version) => {
+                info!("meteord {version} is back in place; restarting into it");
+                self.restart.store(true, Ordering::Release);
+                shutdown.cancel();
+            }
+            Err(e) => error!("rollback failed: {e}"),
+        }
+        result
+    }
+
     /// AutoUpdate check|install: look at the feed once a day, with the
     /// configuration in force at the time.
     pub async fn background(&self, config: &ArcSwap<Config>, shutdown: &CancellationToken) {
@@ -321,7 +382,7 @@ impl Updates {
             }
             wait = CHECK_PERIOD;
             let config = config.load_full();
-            if config.update_feed.is_empty() {
+            if feed::resolve(&config).url.is_none() {
                 continue;
             }
             match config.auto_update {
@@ -333,6 +394,23 @@ impl Updates {
                     let _ = self.install_and_restart(config, shutdown).await;
                 }
             }
+        }
+    }
+}
+
+/// A program on trial since its update is confirmed once it has served for
+/// the trial period.
+pub async fn confirm_after_trial(shutdown: CancellationToken) {
+    let Ok(exe) = rollback::exe() else {
+        return;
+    };
+    if !rollback::on_trial(exe) {
+        return;
+    }
+    tokio::select! {
+        _ = shutdown.cancelled() => {}
+        _ = tokio::time::sleep(rollback::trial_period()) => {
+            let _ = tokio::task::spawn_blocking(move || rollback::confirm(exe)).await;
         }
     }
 }

@@ -8,23 +8,9 @@ import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { REPO, launchBrowser, startMeteord } from './lib/harness.mjs';
+import { REPO, VIEWPORTS, adminPort, launchBrowser, startMeteord, watchProblems } from './lib/harness.mjs';
 
 const SHOTS = path.join(REPO, 'target/screenshots');
-const VIEWPORTS = {
-  desktop: { width: 1280, height: 800 },
-  phone: { width: 390, height: 844, isMobile: true, hasTouch: true },
-};
-
-/** The admin port, from meteord's `admin listening on` log line. */
-async function adminPort(server) {
-  for (let i = 0; i < 200; i += 1) {
-    const m = /admin listening on 127\.0\.0\.1:(\d+)/.exec(server.log());
-    if (m) return Number(m[1]);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`no admin listener in the log:\n${server.log()}`);
-}
 
 /** A streaming legacy subscriber held open from Node. */
 function subscribe(port, p) {
@@ -67,14 +53,7 @@ describe('admin UI screens', () => {
   test('first run, every page at desktop and phone width, sign out', async () => {
     const context = await chromium.browser.createBrowserContext();
     const page = await context.newPage();
-    const problems = [];
-    page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
-    page.on('console', (msg) => {
-      if (msg.type() === 'error' || msg.type() === 'warning') problems.push(`console.${msg.type()}: ${msg.text()}`);
-    });
-    page.on('response', (res) => {
-      if (res.status() >= 400) problems.push(`HTTP ${res.status()} for ${res.url()}`);
-    });
+    const problems = watchProblems(page);
     page.on('dialog', (dialog) => dialog.accept());
     try {
       // First run: any page leads to setting the password.

@@ -14,7 +14,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 cd "$repo"
 
-export METEORD_BIN="${METEORD_BIN:-$repo/target/debug/meteord}"
+export METEORD_BIN="${METEORD_BIN:-${CARGO_TARGET_DIR:-$repo/target}/debug/meteord}"
 export CHROMIUM_BIN="${CHROMIUM_BIN:-/usr/bin/chromium}"
 
 apt_install() {

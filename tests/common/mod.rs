@@ -3,7 +3,9 @@
 //! sockets.
 #![allow(dead_code)]
 
+pub mod admin;
 pub mod receiver;
+pub mod release;
 mod tls_client;
 pub mod tokens;
 pub mod ws;

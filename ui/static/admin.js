@@ -88,6 +88,50 @@
     });
   }
 
+  // ---- server settings: filter and "only changed" ---------------------------
+  // The page filters on the server too (?q=, ?changed=1); with every row on
+  // the page this filters as you type, else it asks the server again.
+
+  const settingsFilter = $('#settings-filter');
+  if (settingsFilter) {
+    const form = $('#settings-filter-form');
+    const changedOnly = $('#changed-only');
+    const count = $('#settings-count');
+    const total = Number(form.dataset.total);
+    const rows = $$('tr[data-search]');
+    const groups = $$('section[data-topic]');
+    let timer = null;
+    const apply = () => {
+      if (rows.length < total) {
+        clearTimeout(timer);
+        timer = setTimeout(() => form.submit(), 400);
+        return;
+      }
+      const q = settingsFilter.value.trim().toLowerCase();
+      let shown = 0;
+      for (const row of rows) {
+        const match = (!q || row.dataset.search.includes(q)) && (!changedOnly.checked || row.dataset.changed === '1');
+        row.hidden = !match;
+        if (match) shown += 1;
+      }
+      for (const group of groups) {
+        const any = $$('tr[data-search]', group).some((row) => !row.hidden);
+        group.hidden = !any;
+        const link = $(`[data-topic-link="${group.dataset.topic}"]`);
+        if (link) link.hidden = !any;
+      }
+      const none = $('#settings-none-live');
+      if (none) none.hidden = shown > 0;
+      count.textContent = shown === total ? `${total} settings.` : `${shown} of ${total} settings shown.`;
+      const url = new URL(window.location.href);
+      if (q) url.searchParams.set('q', settingsFilter.value.trim()); else url.searchParams.delete('q');
+      if (changedOnly.checked) url.searchParams.set('changed', '1'); else url.searchParams.delete('changed');
+      window.history.replaceState(null, '', url);
+    };
+    settingsFilter.addEventListener('input', apply);
+    changedOnly.addEventListener('change', apply);
+  }
+
   // ---- legacy escaping warning ----------------------------------------------
   // The same rules as src/admin/legacy.rs.
 

@@ -24,10 +24,26 @@ import { after, before } from 'node:test';
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const METEORD_BIN = process.env.METEORD_BIN
   ? path.resolve(process.env.METEORD_BIN)
-  : path.join(REPO, 'target/debug/meteord');
+  : path.join(path.resolve(REPO, process.env.CARGO_TARGET_DIR || 'target'), 'debug/meteord');
 export const CHROMIUM_BIN = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 export const PAGE_HOST = 'www.example.test';
 export const SERVER_HOST = 'data.example.test';
+
+/** The widths the admin UI's screenshots are taken at. */
+export const VIEWPORTS = {
+  desktop: { width: 1280, height: 800 },
+  phone: { width: 390, height: 844, isMobile: true, hasTouch: true },
+};
+
+/** The admin port, from a server's `admin listening on` log line. */
+export async function adminPort(server) {
+  for (let i = 0; i < 200; i += 1) {
+    const m = /admin listening on 127\.0\.0\.1:(\d+)/.exec(server.log());
+    if (m) return Number(m[1]);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`no admin listener in the log:\n${server.log()}`);
+}
 
 const STARTUP_TIMEOUT_MS = 15000;
 
@@ -246,13 +262,10 @@ export async function launchBrowser({ args = [] } = {}) {
 }
 
 /**
- * A fresh browser context and page on the page server, with page errors
- * and console output collected for failure messages.
+ * Collect what goes wrong in `page` (script errors, console errors and
+ * warnings, failed requests) into `problems`, which is returned.
  */
-export async function openPage(browser, pageServer, p = '/blank.html') {
-  const context = await browser.createBrowserContext();
-  const page = await context.newPage();
-  const problems = [];
+export function watchProblems(page, problems = []) {
   page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
   page.on('console', (msg) => {
     if (/^Failed to load resource/.test(msg.text())) return; // reported with its URL below
@@ -261,6 +274,17 @@ export async function openPage(browser, pageServer, p = '/blank.html') {
   page.on('response', (res) => {
     if (res.status() >= 400) problems.push(`HTTP ${res.status()} for ${res.url()}`);
   });
+  return problems;
+}
+
+/**
+ * A fresh browser context and page on the page server, with page errors
+ * and console output collected for failure messages.
+ */
+export async function openPage(browser, pageServer, p = '/blank.html') {
+  const context = await browser.createBrowserContext();
+  const page = await context.newPage();
+  const problems = watchProblems(page);
   await page.goto(pageServer.url(p));
   return {
     page,

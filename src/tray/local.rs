@@ -1,75 +1,31 @@
-//! The tray icon (cargo feature `tray`): the server's status, and a menu to
-//! open the admin UI, pause publishing, update, open the logs and quit.
-//!
-//! The icon must live on the thread that runs the desktop's UI loop — GTK
-//! on Linux, the message loop on Windows — so that loop has the main
-//! thread and the servers run on their own runtime in a second thread
-//! ([`crate::server::runtime::serve`]). The menu acts on the server only through
-//! [`Shared`]: Quit is the same graceful shutdown as SIGTERM.
-//!
-//! On other platforms the server runs headless.
+//! The tray of the server in this process: its status (and icon), and a
+//! menu to open the admin UI, pause publishing, update, open the logs and
+//! quit.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
-use tracing::{error, info, warn};
+use tracing::{error, info};
 use tray_icon::menu::{Menu, MenuEvent, MenuItem, PredefinedMenuItem};
-use tray_icon::{Icon, TrayIcon, TrayIconBuilder};
+use tray_icon::TrayIcon;
 
-use crate::config::{Config, LegacyArgs};
+use super::icon::{self, State};
+use super::{notify, Stopped, Ticker};
 use crate::hub::Stat;
-use crate::node::Node;
 use crate::server::runtime::Ready;
 
-/// How often the UI loop looks at menu clicks and the server.
-const TICK: Duration = Duration::from_millis(100);
 /// How often the status line is refreshed.
 const REFRESH: Duration = Duration::from_secs(1);
 
-/// Set when the server thread ends (however it ends).
-type Stopped = Arc<AtomicBool>;
-
-struct SetOnDrop(Stopped);
-
-impl Drop for SetOnDrop {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Release);
-    }
-}
-
-/// Run the servers in a thread and the tray on this one, until the server
-/// has shut down. Without a usable tray the server just runs on.
-pub fn run(config: Config, args: LegacyArgs) -> anyhow::Result<Arc<Node>> {
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let stopped = Stopped::default();
-    let on_exit = SetOnDrop(stopped.clone());
-    let server = std::thread::Builder::new()
-        .name("meteord-server".into())
-        .spawn(move || {
-            let _on_exit = on_exit;
-            crate::server::runtime::serve(config, args, move |ready| {
-                let _ = ready_tx.send(ready);
-            })
-        })
-        .context("cannot start the server thread")?;
-    // No Ready: the server failed to start; its error says why.
-    if let Ok(ready) = ready_rx.recv() {
-        if let Err(e) = platform::run(ready, stopped) {
-            warn!("no tray icon: {e:#}; the server runs on without it");
-        }
-    }
-    server
-        .join()
-        .unwrap_or_else(|_| Err(anyhow::anyhow!("the server thread panicked")))
-}
-
 /// The icon and its menu, and what the menu needs to act.
-struct Tray {
+pub struct Tray {
     ready: Ready,
     stopped: Stopped,
-    _icon: TrayIcon,
+    icon: TrayIcon,
+    /// What the icon shows now.
+    shown: (State, bool),
+    /// The update the desktop was told about.
+    notified: Option<String>,
     status: MenuItem,
     /// The first-run setup code, while no admin password is set.
     setup_code: Option<MenuItem>,
@@ -88,7 +44,7 @@ struct Tray {
 impl Tray {
     /// Build the icon and menu (on the UI thread, after the UI toolkit is
     /// initialised).
-    fn new(ready: Ready, stopped: Stopped) -> anyhow::Result<Tray> {
+    pub fn new(ready: Ready, stopped: Stopped) -> anyhow::Result<Tray> {
         let status = MenuItem::new("meteord: starting", false, None);
         let open_admin = MenuItem::new("Open admin", ready.admin.is_some(), None);
         let pause = MenuItem::new("Pause publishing", true, None);
@@ -136,16 +92,14 @@ impl Tray {
             &PredefinedMenuItem::separator(),
             &quit,
         ])?;
-        let icon = TrayIconBuilder::new()
-            .with_menu(Box::new(menu))
-            .with_tooltip("meteord")
-            .with_icon(icon()?)
-            .build()?;
+        let icon = icon::tray_icon(menu)?;
         let last_published = ready.node.hub.stats.get(Stat::UniqueMessages);
         let mut tray = Tray {
             ready,
             stopped,
-            _icon: icon,
+            icon,
+            shown: (State::Running, false),
+            notified: None,
             status,
             setup_code,
             open_admin,
@@ -162,6 +116,55 @@ impl Tray {
         Ok(tray)
     }
 
+    /// The icon's state: an error when writing to the database fails or
+    /// the Redis link is down, else paused or running.
+    fn state(&self) -> State {
+        let node = &self.ready.node;
+        let persist_failing = node
+            .persister
+            .as_ref()
+            .is_some_and(|p| p.status().last_error.is_some());
+        let redis_down = node.cluster().is_some_and(|c| !c.link().connected);
+        if persist_failing || redis_down {
+            State::Error
+        } else if node.publishing_paused() {
+            State::Paused
+        } else {
+            State::Running
+        }
+    }
+
+    /// Show the state in the icon and tooltip; tell the desktop once about
+    /// each newly available update.
+    fn show_state(&mut self, state: State) {
+        let available = self.offered.clone();
+        let shown = (state, available.is_some());
+        if shown != self.shown {
+            match icon::icon(state, shown.1) {
+                Ok(image) => {
+                    if let Err(e) = self.icon.set_icon(Some(image)) {
+                        error!("tray: cannot change the icon: {e}");
+                    }
+                }
+                Err(e) => error!("tray: cannot draw the icon: {e}"),
+            }
+            let tooltip = match &available {
+                Some(version) => format!("meteord {}: update {version} available", state.word()),
+                None => format!("meteord {}", state.word()),
+            };
+            let _ = self.icon.set_tooltip(Some(tooltip));
+            self.shown = shown;
+        }
+        if available.is_some() && available != self.notified {
+            let version = available.clone().unwrap_or_default();
+            info!("tray: telling the desktop that meteord {version} is available");
+            notify::update_available(&version);
+            self.notified = available;
+        }
+    }
+}
+
+impl Ticker for Tray {
     /// Act on menu clicks and refresh the status line. Returns false once
     /// the server has stopped and the UI loop should end.
     fn tick(&mut self) -> bool {
@@ -178,7 +181,9 @@ impl Tray {
         }
         !self.stopped.load(Ordering::Acquire)
     }
+}
 
+impl Tray {
     fn clicked(&mut self, event: &MenuEvent) {
         let node = &self.ready.node;
         if event.id == *self.open_admin.id() {
@@ -243,16 +248,14 @@ impl Tray {
             return;
         }
         let subscribers: usize = node.hub.subscribers_by_transport().values().sum();
-        let state = if node.publishing_paused() {
-            "publishing paused"
-        } else {
-            "running"
-        };
+        let state = self.state().word();
         self.status.set_text(format!(
             "meteord {state} · {subscribers} subscriber{} · {messages_per_s:.0} msg/s",
             if subscribers == 1 { "" } else { "s" }
         ));
         self.refresh_labels();
+        let state = self.state();
+        self.show_state(state);
     }
 
     fn refresh_labels(&mut self) {
@@ -285,86 +288,5 @@ impl Tray {
             }
             None => self.update.set_text("Check for updates"),
         }
-    }
-}
-
-/// A 32×32 icon: a filled disc with a soft edge.
-fn icon() -> anyhow::Result<Icon> {
-    const SIZE: u32 = 32;
-    let mut rgba = Vec::with_capacity((SIZE * SIZE * 4) as usize);
-    let centre = (SIZE as f32 - 1.0) / 2.0;
-    for y in 0..SIZE {
-        for x in 0..SIZE {
-            let d = ((x as f32 - centre).powi(2) + (y as f32 - centre).powi(2)).sqrt();
-            let alpha = (15.0 - d).clamp(0.0, 1.0);
-            rgba.extend_from_slice(&[0xe8, 0x59, 0x0c, (alpha * 255.0) as u8]);
-        }
-    }
-    Ok(Icon::from_rgba(rgba, SIZE, SIZE)?)
-}
-
-#[cfg(target_os = "linux")]
-mod platform {
-    use gtk::glib;
-
-    use super::{Stopped, Tray, TICK};
-    use crate::server::runtime::Ready;
-
-    /// Initialise GTK, show the icon, and run GTK's main loop until the
-    /// server has stopped.
-    pub fn run(ready: Ready, stopped: Stopped) -> anyhow::Result<()> {
-        gtk::init()?;
-        let mut tray = Tray::new(ready, stopped)?;
-        let _source = glib::timeout_add_local(TICK, move || {
-            if tray.tick() {
-                glib::ControlFlow::Continue
-            } else {
-                gtk::main_quit();
-                glib::ControlFlow::Break
-            }
-        });
-        gtk::main();
-        Ok(())
-    }
-}
-
-#[cfg(windows)]
-mod platform {
-    use windows_sys::Win32::UI::WindowsAndMessaging::{
-        DispatchMessageW, PeekMessageW, TranslateMessage, MSG, PM_REMOVE,
-    };
-
-    use super::{Stopped, Tray, TICK};
-    use crate::server::runtime::Ready;
-
-    /// Show the icon and pump this thread's window messages (which the
-    /// icon's hidden window needs) until the server has stopped.
-    pub fn run(ready: Ready, stopped: Stopped) -> anyhow::Result<()> {
-        let mut tray = Tray::new(ready, stopped)?;
-        loop {
-            // SAFETY: a zeroed MSG is a valid out-parameter, and these
-            // calls only touch this thread's message queue.
-            unsafe {
-                let mut msg: MSG = std::mem::zeroed();
-                while PeekMessageW(&mut msg, std::ptr::null_mut(), 0, 0, PM_REMOVE) != 0 {
-                    TranslateMessage(&msg);
-                    DispatchMessageW(&msg);
-                }
-            }
-            if !tray.tick() {
-                return Ok(());
-            }
-            std::thread::sleep(TICK);
-        }
-    }
-}
-
-#[cfg(not(any(target_os = "linux", windows)))]
-mod platform {
-    use super::Stopped;
-    use crate::server::runtime::Ready;
-
-    pub fn run(_ready: Ready, _stopped: Stopped) -> anyhow::Result<()> {
-        anyhow::bail!("the tray icon is not supported on this platform yet")
     }
 }

@@ -1,0 +1,12 @@
+/* A stand-in for the SDK's string.h when type-checking the macOS build
+   from Linux (scripts/check-macos.sh): the declarations C build scripts
+   (ring) use; nothing is linked or run. */
+#ifndef METEORD_CHECK_STRING_H
+#define METEORD_CHECK_STRING_H
+#include <stddef.h>
+void *memcpy(void *dst, const void *src, size_t n);
+void *memmove(void *dst, const void *src, size_t n);
+void *memset(void *dst, int c, size_t n);
+int memcmp(const void *a, const void *b, size_t n);
+size_t strlen(const char *s);
+#endif
