@@ -6,10 +6,12 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{Control, Process};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
 fn start(dir: &std::path::Path, mode: &str, extra: &[&str]) -> Process {
     let dir = dir.to_str().unwrap();
@@ -404,4 +406,166 @@ fn ids_continue_across_restarts_even_with_persistence_off() {
     let third = start(dir.path(), "off", &[]);
     assert!(publish(third.control) > 2);
     stop(third);
+}
+
+/// One subscriber that reconnects whenever its stream ends, resuming after
+/// the last id it saw: `.r<next>` for the legacy transport,
+/// `Last-Event-ID` for SSE. Records every id, and each response head.
+async fn follow(
+    addr: SocketAddr,
+    host: usize,
+    sse: bool,
+    ids: Arc<Mutex<Vec<u64>>>,
+    heads: Arc<AtomicUsize>,
+    done: Arc<AtomicBool>,
+) {
+    while !done.load(Ordering::Relaxed) {
+        let last = ids.lock().unwrap().last().copied();
+        let request = match (sse, last) {
+            (false, None) => format!("GET /push/h{host}/xhrinteractive/storm HTTP/1.1\r\n\r\n"),
+            (false, Some(id)) => format!(
+                "GET /push/h{host}/xhrinteractive/storm.r{} HTTP/1.1\r\n\r\n",
+                id + 1
+            ),
+            (true, None) => format!("GET /sse/storm?hostid=h{host} HTTP/1.1\r\n\r\n"),
+            (true, Some(id)) => {
+                format!("GET /sse/storm?hostid=h{host} HTTP/1.1\r\nLast-Event-ID: {id}\r\n\r\n")
+            }
+        };
+        if let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await {
+            if stream.write_all(request.as_bytes()).await.is_ok() {
+                let mut lines = tokio::io::BufReader::new(stream).lines();
+                let mut in_head = true;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if in_head {
+                        if line.is_empty() {
+                            in_head = false;
+                            heads.fetch_add(1, Ordering::Relaxed);
+                        }
+                        continue;
+                    }
+                    let id = match sse {
+                        false => line
+                            .split_once("<script>p(")
+                            .and_then(|(_, rest)| rest.split(',').next()?.parse().ok()),
+                        true => line.strip_prefix("id: ").and_then(|id| id.parse().ok()),
+                    };
+                    if let Some(id) = id {
+                        ids.lock().unwrap().push(id);
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Publish one message every few milliseconds until `done`, through
+/// restarts; the ids the server confirmed.
+async fn publish_through_restarts(
+    control: SocketAddr,
+    done: Arc<AtomicBool>,
+    confirmed: Arc<Mutex<Vec<u64>>>,
+) {
+    let mut seq = 0;
+    while !done.load(Ordering::Relaxed) {
+        let Ok(stream) = tokio::net::TcpStream::connect(control).await else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let (read, mut write) = stream.into_split();
+        let mut replies = tokio::io::BufReader::new(read).lines();
+        while !done.load(Ordering::Relaxed) {
+            seq += 1;
+            let line = format!("ADDMESSAGE storm m{seq}\r\n");
+            if write.write_all(line.as_bytes()).await.is_err() {
+                break;
+            }
+            let Ok(Some(reply)) = replies.next_line().await else {
+                break;
+            };
+            if let Some(id) = reply
+                .strip_prefix("OK\t")
+                .and_then(|s| s.trim().parse().ok())
+            {
+                confirmed.lock().unwrap().push(id);
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+#[test]
+fn subscribers_resume_exactly_once_when_the_server_restarts_under_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let first = start(dir.path(), "snapshot", &[]);
+    let (control, subscriber) = (first.control, first.subscriber);
+    let done = Arc::new(AtomicBool::new(false));
+    let heads = Arc::new(AtomicUsize::new(0));
+    let seen: Vec<Arc<Mutex<Vec<u64>>>> = (0..200).map(|_| Arc::default()).collect();
+    for (host, ids) in seen.iter().enumerate() {
+        let task = follow(
+            subscriber,
+            host,
+            host % 2 == 1,
+            ids.clone(),
+            heads.clone(),
+            done.clone(),
+        );
+        rt.spawn(task);
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while heads.load(Ordering::Relaxed) < seen.len() {
+        assert!(Instant::now() < deadline, "subscribers never connected");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let publishing = Arc::new(AtomicBool::new(false));
+    let confirmed = Arc::new(Mutex::new(Vec::new()));
+    let publisher = rt.spawn(publish_through_restarts(
+        control,
+        publishing.clone(),
+        confirmed.clone(),
+    ));
+    std::thread::sleep(Duration::from_millis(500));
+
+    // The restart: the same ports, the same data directory.
+    stop(first);
+    let ports = [control.port().to_string(), subscriber.port().to_string()];
+    let second = start(
+        dir.path(),
+        "snapshot",
+        &["-ControllerPort", &ports[0], "-SubscriberPort", &ports[1]],
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while heads.load(Ordering::Relaxed) < 2 * seen.len() {
+        assert!(Instant::now() < deadline, "subscribers never came back");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    publishing.store(true, Ordering::Relaxed);
+    rt.block_on(publisher).unwrap();
+
+    let confirmed = confirmed.lock().unwrap().clone();
+    let last = *confirmed.last().expect("messages were confirmed");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !seen
+        .iter()
+        .all(|ids| ids.lock().unwrap().last() >= Some(&last))
+    {
+        assert!(Instant::now() < deadline, "not every subscriber caught up");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    done.store(true, Ordering::Relaxed);
+    for (host, ids) in seen.iter().enumerate() {
+        let ids = ids.lock().unwrap();
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "subscriber {host}: a duplicate or out of order: {ids:?}"
+        );
+        let got: BTreeSet<u64> = ids.iter().copied().collect();
+        let missing: Vec<&u64> = confirmed.iter().filter(|id| !got.contains(id)).collect();
+        assert!(missing.is_empty(), "subscriber {host} missed {missing:?}");
+    }
+    stop(second);
 }

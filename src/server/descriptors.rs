@@ -4,7 +4,7 @@
 //! control port, the admin UI, the database and the logs keep working and
 //! the next subscriber gets a `503` instead of an accept that fails.
 
-use tracing::{info, warn};
+use tracing::info;
 
 /// Descriptors kept back from subscribers: a little over 1 % of the limit,
 /// and at least 64.
@@ -49,7 +49,7 @@ fn raise_limit() -> u64 {
         if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
             limits.rlim_cur = limits.rlim_max;
         } else {
-            warn!(
+            tracing::warn!(
                 soft = limits.rlim_cur,
                 hard = limits.rlim_max,
                 "cannot raise the limit of open files"
