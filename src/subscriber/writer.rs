@@ -93,23 +93,21 @@ fn poll_tcp_closed(tcp: &TcpStream, cx: &mut std::task::Context<'_>, stats: &Sta
 /// Write all of `bytes`: straight away when the socket has room (the usual
 /// case), else wait — but not past the stall limit or an abort.
 async fn write(stream: &mut Conn, bytes: &[u8], subscriber: &Subscriber) -> Result<(), End> {
-    let written = match stream {
+    let rest = match stream {
         Conn::Plain(tcp) => match tcp.try_write(bytes) {
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+            Ok(n) if n == bytes.len() => return Ok(()),
+            Ok(n) => &bytes[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => bytes,
             Err(_) => return Err(End::PeerClosed),
         },
-        // Encrypted whole; what the socket did not take stays queued.
         Conn::Tls(tls) => match tls.write_now(bytes) {
             Ok(true) => return Ok(()),
-            Ok(false) => bytes.len(),
+            // Encrypted whole and queued in the stream: only the flush
+            // is left to wait for.
+            Ok(false) => &[],
             Err(_) => return Err(End::PeerClosed),
         },
     };
-    let rest = &bytes[written..];
-    if rest.is_empty() && !stream.is_tls() {
-        return Ok(());
-    }
     // Boxed: the wait with its timer is rare, and would otherwise make
     // every idle subscriber's task larger.
     Box::pin(write_slowly(stream, rest, subscriber)).await
