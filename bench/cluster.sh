@@ -68,20 +68,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-    python3 -c 'import random, socket
-while True:
-    p = random.randrange(20000, 32000); s = socket.socket()
-    try: s.bind(("127.0.0.1", p)); print(p); break
-    except OSError: pass
-    finally: s.close()'
-}
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-wait_port() {
-    local i
-    for i in $(seq 1 200); do port_open "$1" && return 0; sleep 0.1; done
-    echo "cluster.sh: nothing listens on $1" >&2; return 1
-}
+# shellcheck source=bench/ports.sh
+source "$REPO/bench/ports.sh"
 
 REDIS_PORT=$(free_port)
 mkdir -p "$OUT/redis"

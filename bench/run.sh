@@ -132,7 +132,8 @@ print(*got)
 EOF
 }
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# shellcheck source=bench/ports.sh
+source "$REPO/bench/ports.sh"
 
 # start_server TARGET SUBPORT CTLPORT LOGFILE -> sets SERVER_PID
 start_server() {

@@ -28,19 +28,9 @@ ulimit -n "$(ulimit -Hn)"
 RESULTS="$OUT/scale.jsonl"
 : > "$RESULTS"
 
-# Server ports below the ephemeral range, so loadgen's many client sockets
-# never take them.
-port() {
-    python3 -c '
-import random, socket
-while True:
-    p = random.randrange(20000, 32000)
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", p)); print(p); break
-    except OSError:
-        pass'
-}
+# shellcheck source=bench/ports.sh
+source "$REPO/bench/ports.sh"
+
 # Sockets of the previous run linger in TIME_WAIT for a minute and hold
 # their local ports; at 19,500 clients the next run would run out of them.
 settle() {
@@ -49,13 +39,12 @@ settle() {
         sleep 1
     done
 }
-wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 
 # One channel, growing subscriber counts: the same loadgen run against each.
 for subs in 1000 5000 10000 19500; do
     for target in baseline meteord; do
         settle
-        sp=$(port) cp=$(port)
+        sp=$(free_port) cp=$(free_port)
         if [[ $target == baseline ]]; then
             "$YARD/baseline" --sub-port "$sp" --ctl-port "$cp" 2>"$OUT/$target-$subs.log" &
         else
