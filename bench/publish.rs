@@ -5,18 +5,16 @@
 //! cargo run --release --example publish -- --addr 127.0.0.1:4671 \
 //!     --connections 16 --batch 100 --seconds 5 [--channels 1] [--count N] [--size 64]
 
+#[path = "support.rs"]
+mod support;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn arg(args: &[String], name: &str, default: &str) -> String {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-        .unwrap_or_else(|| default.to_string())
-}
+use support::arg;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

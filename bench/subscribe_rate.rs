@@ -11,31 +11,18 @@
 //!
 //! cargo run --release --example subscribe-rate -- --bin target/release/meteord [--count 1000] [--concurrency 50]
 
-use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener};
-use std::process::{Command, Stdio};
+#[path = "support.rs"]
+mod support;
+
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use support::{arg, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const SECRET: &str = "subscribe-rate benchmark secret";
-
-fn arg(args: &[String], name: &str, default: &str) -> String {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-        .unwrap_or_else(|| default.to_string())
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Open `count` subscriptions to `path`, `concurrency` at a time; each is
 /// held open until all are done. Returns subscriptions per second.
@@ -83,37 +70,9 @@ fn main() {
     let count: usize = arg(&args, "--count", "1000").parse().unwrap();
     let concurrency: usize = arg(&args, "--concurrency", "50").parse().unwrap();
     let data = tempfile::tempdir().unwrap();
-    let (control, subscriber) = (free_port(), free_port());
-    let mut server = Command::new(&bin)
-        .args(["--no-tray", "-ConfigFileLocation", "assets/meteord.conf"])
-        .args(["-ControllerPort", &control.to_string()])
-        .args([
-            "-SubscriberPort",
-            &subscriber.to_string(),
-            "-SubscriberIP",
-            "127.0.0.1",
-        ])
-        .args([
-            "-AdminPort",
-            "0",
-            "-LogDirectory",
-            "off",
-            "-Persistence",
-            "off",
-        ])
-        .args(["-DataDirectory", data.path().to_str().unwrap()])
-        .args(["-TokenSecret", SECRET, "-PrivateChannels", "private*"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the server");
-    let stderr = server.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    for line in lines.by_ref() {
-        if line.unwrap().contains("subscriber listening") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
+    let extra = ["-LogDirectory", "off", "-Persistence", "off"];
+    let secrets = ["-TokenSecret", SECRET, "-PrivateChannels", "private*"];
+    let server = Server::start(&bin, data.path(), (0, 0), &[&extra[..], &secrets].concat());
     // An API token, made through the database the server uses.
     std::thread::sleep(Duration::from_millis(300));
     let accounts = meteord::store::accounts::Accounts::open(&data.path().join("meteord.db"))
@@ -126,7 +85,7 @@ fn main() {
         &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
     )
     .unwrap();
-    let addr: SocketAddr = format!("127.0.0.1:{subscriber}").parse().unwrap();
+    let addr = server.subscriber;
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let cases = [
         ("public channel, no token", "/sse/public".to_string()),
@@ -146,8 +105,7 @@ fn main() {
         let per_second = runtime.block_on(rate(addr, path, count, concurrency));
         results.push((what, per_second));
     }
-    let _ = server.kill();
-    let _ = server.wait();
+    server.stop();
     let public = results[0].1;
     println!(
         "| subscriptions ({count}, {concurrency} at a time) | per second | ratio to no token |"

@@ -43,7 +43,7 @@ impl Server {
     pub fn start(bin: &str, data: &Path, ports: (u16, u16), extra: &[&str]) -> Server {
         let config = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/meteord.conf");
         let mut child = Command::new(bin)
-            .args(["-ConfigFileLocation", config])
+            .args(["--no-tray", "-ConfigFileLocation", config])
             .args(["-ControllerPort", &ports.0.to_string()])
             .args(["-SubscriberPort", &ports.1.to_string()])
             .args([
