@@ -11,11 +11,10 @@ pub mod release;
 mod tls_client;
 pub mod tokens;
 pub mod ws;
-// Each test crate uses some of these.
-#[allow(unused_imports)]
-pub use {process::Process, redis::Redis};
 #[allow(unused_imports)] // used by the TLS tests only
 pub use tls_client::{connector, fingerprint, session_cookie};
+#[allow(unused_imports)] // each test crate uses some of these
+pub use {process::Process, redis::Redis};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
