@@ -83,7 +83,7 @@ for target in "${LINUX_TARGETS[@]}" "$WINDOWS_TARGET"; do
 done
 
 # The smoke test itself is a host test; build it once up front.
-cargo test --locked --quiet --test smoke --no-run
+cargo test --locked --quiet ${HOST_FEATURES:-} --test smoke --no-run
 
 # --- how each binary runs here -----------------------------------------------
 
@@ -120,7 +120,7 @@ smoke() { # description, then VAR=value settings for tests/smoke.rs
     local what=$1
     shift
     step "smoke test: $what"
-    env "$@" cargo test --locked --quiet --test smoke
+    env "$@" cargo test --locked --quiet ${HOST_FEATURES:-} --test smoke
 }
 
 step "preparing Wine"

@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 BIN=${METEORD_BIN:-$TARGET_DIR/debug/meteord}
 HOST_TARGET=x86_64-unknown-linux-gnu
-[ -x "$BIN" ] || cargo build --locked
+[ -x "$BIN" ] || cargo build --locked ${HOST_FEATURES:-}
 
 work=$(mktemp -d)
 feed_pid=
@@ -69,8 +69,8 @@ wait_for grep -q 'port [0-9]' "$work/feed.log" || fail "the feed server did not 
 feed_port=$(sed -n 's/.* port \([0-9]*\).*/\1/p' "$work/feed.log" | head -n1)
 feed_url="http://127.0.0.1:$feed_port/manifest.json"
 
-cargo run --quiet --locked --example release-sign -- keygen "$work/keys/test.key" "$work/keys/test.pub" >/dev/null
-cargo run --quiet --locked --example release-sign -- keygen "$work/keys/other.key" "$work/keys/other.pub" >/dev/null
+cargo run --quiet --locked ${HOST_FEATURES:-} --example release-sign -- keygen "$work/keys/test.key" "$work/keys/test.pub" >/dev/null
+cargo run --quiet --locked ${HOST_FEATURES:-} --example release-sign -- keygen "$work/keys/other.key" "$work/keys/other.pub" >/dev/null
 test_key_hex=$(od -An -tx1 -v "$work/keys/test.pub" | tr -d ' \n')
 
 started=$SECONDS
@@ -89,7 +89,7 @@ grep -q "\"version\":\"$next\"" "$work/release/manifest.json" || fail "the manif
 mkdir -p "$work/bad"
 tar -xzf "$work/release/$archive" -C "$work/bad"
 tar -C "$work/bad" -czf "$work/bad/$archive" meteord
-cargo run --quiet --locked --example release-sign -- sign-tar "$work/bad/$archive" "$work/keys/other.key"
+cargo run --quiet --locked ${HOST_FEATURES:-} --example release-sign -- sign-tar "$work/bad/$archive" "$work/keys/other.key"
 cp "$work/release/manifest.json" "$work/feed/"
 cp "$work/bad/$archive" "$work/feed/$archive"
 

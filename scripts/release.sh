@@ -86,7 +86,7 @@ if [ -n "$feed" ] && [[ $feed != https://* ]] && ! [[ $feed =~ ^http://(127\.[0-
     fail "the feed must be an https:// URL (plain http:// only to this machine): $feed"
 fi
 
-sign() { cargo run --quiet --locked --example release-sign -- "$@"; }
+sign() { cargo run --quiet --locked ${HOST_FEATURES:-} --example release-sign -- "$@"; }
 public_hex=$(sign public "$key")
 release_hex=$(od -An -tx1 -v assets/update-key.pub | tr -d ' \n')
 if [ "$public_hex" != "$release_hex" ] && [ "$test_release" = no ]; then

@@ -16,19 +16,27 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     PACKAGES+=(nodejs npm)
 fi
 
+# Each section says how long the run has taken so far.
+section() { echo "== [$SECONDS s] $*"; }
+
 bash scripts/ensure-packages.sh "${PACKAGES[@]}"
+
+# Every debug build of this machine's target has the tray icon, so the
+# scripts below (smoke tests, the release signer) reuse the test build
+# instead of compiling the crate again without it.
+export HOST_FEATURES="--features tray"
 
 # The server holds one descriptor per connection; some tests open many.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-echo "== cargo fmt --check"
+section "cargo fmt --check"
 cargo fmt --all -- --check
-echo "== layers (ARCHITECTURE.md)"
+section "layers (ARCHITECTURE.md)"
 python3 scripts/check-layers.py src
 # Everything is built once, with the tray icon (the desktop build); the
 # default build's own code paths are linted too (this crate and the few
 # dependencies whose features differ without the tray are checked again).
-echo "== cargo clippy (tray, and default features)"
+section "cargo clippy (tray, and default features)"
 cargo clippy --all-targets --locked --features tray -- -D warnings
 cargo clippy --lib --bins --locked -- -D warnings
 # The private-channel tests mint tokens with Node's jsonwebtoken, installed
@@ -36,16 +44,17 @@ cargo clippy --lib --bins --locked -- -D warnings
 if [ ! -d tests/browser/node_modules/jsonwebtoken ]; then
     (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 fi
-echo "== cargo test"
+section "cargo test"
 cargo test --all-targets --locked --features tray
-echo "== browser tests (headless Chromium)"
+section "browser tests (headless Chromium)"
 cargo build --locked --features tray
 bash tests/browser/run.sh
-echo "== tray icon (Xvfb)"
+section "tray icon (Xvfb)"
 bash scripts/tray-test.sh
-echo "== macOS build, type-checked (cargo check --target *-apple-darwin --features tray)"
+section "macOS build, type-checked (cargo check --target *-apple-darwin --features tray)"
 bash scripts/check-macos.sh
-echo "== installers (cross builds, packages, their smoke tests, the Windows service under Wine)"
+section "installers (cross builds, packages, their smoke tests, the Windows service under Wine)"
 bash scripts/installers.sh
-echo "== the update path: release N+1 signed into a loopback feed, N updates, rolls back"
+section "the update path: release N+1 signed into a loopback feed, N updates, rolls back"
 bash scripts/release-test.sh
+section "all passed"

@@ -154,10 +154,16 @@ impl Process {
 
     /// Wait for the process to exit; returns its exit code.
     pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        self.wait_status(within).and_then(|status| status.code())
+    }
+
+    /// Wait for the process to exit; returns how it ended (`None`: it
+    /// did not within `within`).
+    pub fn wait_status(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
         let deadline = std::time::Instant::now() + within;
         while std::time::Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
+                return Some(status);
             }
             std::thread::sleep(Duration::from_millis(20));
         }
