@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Type-check the macOS build from Linux: `cargo check --features tray` for
-# aarch64-apple-darwin and x86_64-apple-darwin (the tray's AppKit loop
-# through tao, the macOS-only code paths). Nothing is linked: there is no
+# aarch64-apple-darwin (the tray's AppKit loop through tao, the macOS-only
+# code paths; no code of ours depends on the processor, so Intel Macs are
+# checked only with --intel-too). Nothing is linked: there is no
 # macOS SDK here. C build scripts (ring) compile with Debian's clang, its
 # freestanding headers and the few stand-ins in installers/macos/check-include;
 # macOS builds use the system SQLite, so no C library is needed for it.
@@ -12,7 +13,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TARGETS=(aarch64-apple-darwin x86_64-apple-darwin)
+TARGETS=(aarch64-apple-darwin)
+[ "${1:-}" = --intel-too ] && TARGETS+=(x86_64-apple-darwin)
 installed=$(rustup target list --installed)
 missing=()
 for target in "${TARGETS[@]}"; do

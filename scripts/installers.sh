@@ -19,6 +19,9 @@
 #
 #   scripts/installers.sh              # CI: the quick dist-check profile
 #   scripts/installers.sh --release    # the tuned release profile
+#   scripts/installers.sh --build-only [TARGET...]
+#                                      # only the cross builds (of TARGETs)
+#   scripts/installers.sh --packages   # the Debian packages this needs
 #
 # Installs missing Debian packages and rustup targets first (as root).
 # The .deb check installs the package on this machine, so run this where
@@ -32,9 +35,35 @@ root=$PWD
 SERVER_FEATURES=""
 DESKTOP_FEATURES="--features tray"
 
+PACKAGES=(
+    gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+    gcc-arm-linux-gnueabihf libc6-dev-armhf-cross
+    gcc-mingw-w64-x86-64 qemu-user wine wine64 wixl msitools adduser
+)
+HOST_TARGET=x86_64-unknown-linux-gnu
+
 PROFILE=dist-check
-if [ "${1:-}" = --release ]; then
-    PROFILE=release
+build_only=no
+only=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --release) PROFILE=release ;;
+    --build-only) build_only=yes ;;
+    --packages)
+        echo "${PACKAGES[*]}"
+        exit 0
+        ;;
+    -*)
+        echo "installers.sh: unknown option $1" >&2
+        exit 2
+        ;;
+    *) only+=("$1") ;;
+    esac
+    shift
+done
+if [ ${#only[@]} -gt 0 ] && [ "$build_only" = no ]; then
+    echo "installers.sh: targets are chosen only with --build-only" >&2
+    exit 2
 fi
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 DIST=$TARGET_DIR/dist
@@ -47,13 +76,14 @@ trap 'echo "installers.sh: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 
 # --- tools -----------------------------------------------------------------
 
-PACKAGES=(
-    gcc-aarch64-linux-gnu libc6-dev-arm64-cross
-    gcc-arm-linux-gnueabihf libc6-dev-armhf-cross
-    gcc-mingw-w64-x86-64 qemu-user wine wine64 wixl msitools adduser
-)
+ALL_TARGETS=("${LINUX_TARGETS[@]}" "$WINDOWS_TARGET")
+[ ${#only[@]} -gt 0 ] || only=("${ALL_TARGETS[@]}")
+# This machine's own build needs no cross tools.
+if [ "$build_only" = yes ] && [ "${only[*]}" = "$HOST_TARGET" ]; then
+    PACKAGES=()
+fi
 missing=()
-for pkg in "${PACKAGES[@]}"; do
+for pkg in "${PACKAGES[@]+"${PACKAGES[@]}"}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -62,7 +92,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 installed_targets=$(rustup target list --installed)
-for target in "${LINUX_TARGETS[@]}" "$WINDOWS_TARGET"; do
+for target in "${only[@]}"; do
     grep -qx "$target" <<<"$installed_targets" || rustup target add "$target"
 done
 
@@ -74,13 +104,15 @@ binary() { # target -> path of its built binary
     echo "$TARGET_DIR/$1/$PROFILE/$exe"
 }
 
-for target in "${LINUX_TARGETS[@]}" "$WINDOWS_TARGET"; do
+for target in "${only[@]}"; do
     features=$SERVER_FEATURES
     [ "$target" = "$WINDOWS_TARGET" ] && features=$DESKTOP_FEATURES
     step "cargo build --profile $PROFILE --target $target $features"
     # shellcheck disable=SC2086 # features are words
     cargo build --locked --quiet --profile "$PROFILE" --bin meteord --target "$target" $features
 done
+
+[ "$build_only" = no ] || exit 0
 
 # The smoke test itself is a host test; build it once up front.
 cargo test --locked --quiet ${HOST_FEATURES:-} --test smoke --no-run
