@@ -18,11 +18,12 @@
 //! | `subscribe.rs` | subscribe, attach/detach a channel, kick |
 //! | `upkeep.rs` | limits and rules, clearing, aging, pings, deadlines |
 //! | `presence.rs` | notices of subscribers coming and going, for presence |
-//! | `state.rs` | what the lock guards |
+//! | `state.rs`, `hosts.rs` | what the lock guards; the host-id index |
 //! | `feed.rs`, `subscriber.rs` | how a message reaches a subscriber's task |
 //! | `rules.rs`, `transport.rs`, `message.rs`, `stats.rs` | the values involved |
 
 mod feed;
+mod hosts;
 mod message;
 pub mod presence;
 mod publish;

@@ -7,8 +7,10 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use indexmap::IndexMap;
+use smallvec::SmallVec;
 
 use super::feed::{Entry, Feed};
+use super::hosts::Hosts;
 use super::message::framing_key;
 use super::presence::{Notice, Report};
 use super::{ChannelSnapshot, Framing, Message, Start, Subscriber};
@@ -112,7 +114,9 @@ impl Channel {
 /// A live subscriber and what it is attached to.
 pub(super) struct Member {
     pub(super) subscriber: Arc<Subscriber>,
-    pub(super) channels: Vec<Bytes>,
+    /// The channel map's own keys (shared, not copies of the request's
+    /// names), inline for the usual single channel.
+    pub(super) channels: SmallVec<[Bytes; 1]>,
     pub(super) deadline: Option<Instant>,
     /// When the token that granted it expires.
     pub(super) expiry: Option<Instant>,
@@ -131,7 +135,7 @@ pub(super) struct State {
     pub(super) channels: HashMap<Bytes, Channel>,
     pub(super) members: HashMap<u64, Member>,
     /// Host id → the persistent subscriber currently using it.
-    pub(super) hosts: HashMap<Bytes, u64>,
+    pub(super) hosts: Hosts,
     /// Where attaches and detaches are reported (presence), if anywhere.
     pub(super) notices: Option<Report>,
     /// Shutting down: subscriptions get their backlog, then the shutdown
@@ -157,9 +161,7 @@ impl State {
             }
         }
         if let Some(host) = &member.subscriber.info.host_id {
-            if self.hosts.get(host) == Some(&id) {
-                self.hosts.remove(host);
-            }
+            self.hosts.remove(host, id);
         }
         Some(member.subscriber)
     }
@@ -182,6 +184,18 @@ impl State {
                 subscriber: subscriber.clone(),
             });
         }
+    }
+
+    /// The channel map's key for `name` (a shared handle), creating the
+    /// channel if needed.
+    pub(super) fn channel_key(&mut self, name: &Bytes) -> (Bytes, &mut Channel) {
+        if !self.channels.contains_key(name) {
+            self.channels.insert(name.clone(), Channel::default());
+        }
+        let (key, _) = self.channels.get_key_value(name).expect("inserted above");
+        let key = key.clone();
+        let channel = self.channels.get_mut(name).expect("inserted above");
+        (key, channel)
     }
 
     pub(super) fn mark_dirty(&mut self, name: &Bytes) {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
+use smallvec::SmallVec;
 
 use super::state::{Channel, Member};
 use super::{
@@ -69,7 +70,7 @@ impl Hub {
         let mut takes_host = persist;
         if persist {
             if let Some(host) = &subscriber.info.host_id {
-                if let Some(old) = state.hosts.get(host).copied() {
+                if let Some(old) = state.hosts.get(host, &state.members) {
                     match state.members.get(&old) {
                         Some(member)
                             if member.subscriber.info.credential != subscriber.info.credential =>
@@ -128,22 +129,21 @@ impl Hub {
 
         if persist && !done {
             let id = subscriber.id;
+            let mut names = SmallVec::with_capacity(wanted.len());
             for (name, _) in &wanted {
-                state
-                    .channels
-                    .entry(name.clone())
-                    .or_default()
-                    .add_subscriber(&subscriber);
-                state.notify_attached(name, &subscriber);
+                let (key, channel) = state.channel_key(name);
+                channel.add_subscriber(&subscriber);
+                state.notify_attached(&key, &subscriber);
+                names.push(key);
             }
             if let Some(host) = subscriber.info.host_id.as_ref().filter(|_| takes_host) {
-                state.hosts.insert(host.clone(), id);
+                state.hosts.insert(host, id);
             }
             state.members.insert(
                 id,
                 Member {
                     subscriber: subscriber.clone(),
-                    channels: wanted.iter().map(|(n, _)| n.clone()).collect(),
+                    channels: names,
                     deadline: max_time.map(|t| Instant::now() + t),
                     expiry: expires,
                 },
@@ -190,12 +190,7 @@ impl Hub {
         if limits.total > 0 && total >= limits.total && !state.channels.contains_key(name) {
             return Err(Refused::ChannelLimit);
         }
-        let member = state
-            .members
-            .get_mut(&subscriber.id)
-            .expect("checked above");
-        member.channels.push(name.clone());
-        let channel = state.channels.entry(name.clone()).or_default();
+        let (key, channel) = state.channel_key(name);
         let snapshot = channel.snapshot(name);
         let mut head = Vec::new();
         announce(&snapshot, &mut head);
@@ -209,7 +204,13 @@ impl Hub {
             }
         }
         channel.add_subscriber(subscriber);
-        state.notify_attached(name, subscriber);
+        state.notify_attached(&key, subscriber);
+        state
+            .members
+            .get_mut(&subscriber.id)
+            .expect("checked above")
+            .channels
+            .push(key);
         drop(guard);
         if served > 0 {
             self.stats.add(Stat::MessagesServed, served);
@@ -263,7 +264,7 @@ impl Hub {
     /// token, or none for both) may end it.
     pub fn kick(&self, host_id: &[u8], credential: Option<u64>) -> bool {
         let mut state = self.lock();
-        let Some(id) = state.hosts.get(host_id).copied() else {
+        let Some(id) = state.hosts.get(host_id, &state.members) else {
             return false;
         };
         match state.members.get(&id) {

@@ -151,34 +151,28 @@ pub struct Clients {
 }
 
 impl Clients {
-    /// Count one more connection from `ip` until the slot is dropped.
-    pub fn enter(&self, ip: IpAddr) -> ClientSlot<'_> {
+    /// Count one more connection from `ip` until the slot is dropped;
+    /// returns the slot and the connections from `ip`, this one included.
+    pub fn enter(self: &Arc<Self>, ip: IpAddr) -> (ClientSlot, u64) {
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         let count = counts.entry(ip).or_default();
         *count += 1;
-        ClientSlot {
-            clients: self,
+        let slot = ClientSlot {
+            clients: self.clone(),
             ip,
-            count: *count,
-        }
+        };
+        (slot, *count)
     }
 }
 
-/// One connection's place in [`Clients`].
-pub struct ClientSlot<'a> {
-    clients: &'a Clients,
+/// One connection's place in [`Clients`] (owned, so that a streaming
+/// subscriber's task can keep it without borrowing the node).
+pub struct ClientSlot {
+    clients: Arc<Clients>,
     ip: IpAddr,
-    count: u64,
 }
 
-impl ClientSlot<'_> {
-    /// Connections from this address, this one included, when it came.
-    pub fn count(&self) -> u64 {
-        self.count
-    }
-}
-
-impl Drop for ClientSlot<'_> {
+impl Drop for ClientSlot {
     fn drop(&mut self) {
         let mut counts = self
             .clients

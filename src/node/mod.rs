@@ -67,7 +67,7 @@ pub struct Node {
     /// could not be opened).
     pub accounts: Option<Arc<Accounts>>,
     /// Connections per client address on the subscriber port.
-    pub clients: Clients,
+    pub clients: Arc<Clients>,
     /// The certificate, when TLS is on.
     pub tls: Option<Arc<Tls>>,
     /// Self-update: what the last check found, and whether to restart.
@@ -137,7 +137,7 @@ impl Node {
             tasks: TaskTracker::new(),
             persister: parts.persister,
             accounts: parts.accounts,
-            clients: Clients::default(),
+            clients: Arc::default(),
             tls: parts.tls,
             updates: Updates::default(),
             engine: parts.engine,

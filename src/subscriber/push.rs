@@ -121,18 +121,17 @@ pub fn parse_channel_spec(spec: &str) -> Option<(Bytes, Start)> {
 /// while it streams, which may be for hours. Kept small on purpose: the
 /// request's parsing and admission ran in a future of their own, freed
 /// before the stream starts.
+/// What an idle subscriber's task holds: kept small, since there are
+/// tens of thousands (what the leave log names comes from the subscriber).
 pub struct Streaming {
     stream: Conn,
     node: Arc<Node>,
     subscriber: Arc<crate::hub::Subscriber>,
-    ip: Box<str>,
-    host_id: Box<str>,
-    started: std::time::Instant,
 }
 
 impl Streaming {
     /// Stream the subscription to its end.
-    pub async fn run(mut self) {
+    pub async fn run(&mut self) {
         let hub = &self.node.hub;
         let end = stream_outbox(&mut self.stream, &self.subscriber, &hub.stats).await;
         hub.unsubscribe(self.subscriber.id);
@@ -141,11 +140,14 @@ impl Streaming {
             End::Dropped => "dropped",
             End::PeerClosed => "client closed",
         };
+        let info = &self.subscriber.info;
+        let ip = info.peer.map(|p| p.ip().to_string()).unwrap_or_default();
+        let host_id = info.host_id.as_deref().unwrap_or_default();
         info!(
             event = "leavechannel",
-            ip = %self.ip,
-            host_id = %self.host_id,
-            seconds = self.started.elapsed().as_secs(),
+            ip = %ip,
+            host_id = %String::from_utf8_lossy(host_id),
+            seconds = info.since.elapsed().map_or(0, |d| d.as_secs()),
             messages = self.subscriber.delivered(),
             reason,
         );
@@ -256,9 +258,6 @@ pub async fn subscribe(
     Some(Streaming {
         stream,
         subscriber,
-        ip: ip.into(),
-        host_id: target.host_id.into(),
-        started: std::time::Instant::now(),
         node,
     })
 }
