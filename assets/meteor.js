@@ -942,9 +942,21 @@
       self._afterDrop = false;
       done();
     };
+    // No answer at all (the server is down, or still starting after a
+    // restart): going on would resume from cursors the server may no
+    // longer mean, so wait and probe again, as a failed connection would.
+    // An answer that is not a probe's (an older server), or none within
+    // the guard's time, lets the connection go ahead as it is.
+    var unreachable = function (reason) {
+      clearTimeout(guard);
+      if (self._startToken !== token) return;
+      if (ctrl.signal.aborted) return finish(null);
+      self._startToken = null;
+      self._retryLater(String((reason && reason.message) || reason));
+    };
     global.fetch(this.url + '/poll/' + specs.join('/') + '?timeout=0' + this._tokenQuery(names, '&'), { cache: 'no-store', signal: ctrl.signal })
-      .then(function (res) { return res.ok ? res.text() : null; })
-      .then(finish, function () { finish(null); });
+      .then(function (res) { return res.ok ? res.text() : null; }, function (e) { unreachable(e); return undefined; })
+      .then(function (text) { if (text !== undefined) finish(text); }, function () { finish(null); });
   };
 
   Client.prototype._applyProbe = function (names, msgs) {
@@ -1026,9 +1038,7 @@
     }
     this.emit('drop', { reason: reason, opened: opened, transport: conn.name });
     this._setStatus('reconnecting', reason);
-    var delay = Math.min(this.maxDelay, this.minDelay * Math.pow(2, this._attempt));
-    this._attempt = Math.min(this._attempt + 1, 30);
-    delay = Math.round(delay * (0.8 + 0.4 * Math.random()));
+    var delay = this._nextDelay();
     // The token expired or was refused (an EventSource cannot say why it
     // failed: a stream that never opened counts too): ask the page for a
     // new one, then resume at once - unless one was asked for a moment ago.
@@ -1041,6 +1051,24 @@
     var self = this;
     clearTimeout(this._timer);
     this._timer = setTimeout(function () { self._start(); }, delay);
+  };
+
+  // The wait before the next attempt: doubling from minDelay up to
+  // maxDelay, with jitter so that clients dropped together spread out.
+  Client.prototype._nextDelay = function () {
+    var delay = Math.min(this.maxDelay, this.minDelay * Math.pow(2, this._attempt));
+    this._attempt = Math.min(this._attempt + 1, 30);
+    return Math.round(delay * (0.8 + 0.4 * Math.random()));
+  };
+
+  // Nothing answered before a connection was made: try again after the
+  // usual backoff.
+  Client.prototype._retryLater = function (reason) {
+    if (this.status === 'closed') return;
+    this._setStatus('reconnecting', reason);
+    var self = this;
+    clearTimeout(this._timer);
+    this._timer = setTimeout(function () { self._start(); }, this._nextDelay());
   };
 
   Client.prototype._renewToken = function (delay) {

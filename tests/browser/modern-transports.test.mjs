@@ -148,6 +148,47 @@ describe('modern transports', { concurrency: 3 }, () => {
         assert.deepEqual(ids.slice(3), [0, 1, 2]);
       }));
 
+    if (transport !== 'ws') {
+      // SSE and long-poll learn of a restart from a probe request. When the
+      // probe finds no server (here: the first one after the restart is
+      // made to fail, while connections go through) the client must probe
+      // again, not resume from ids the new server does not mean.
+      test(`${transport}: a probe that finds no server is tried again before resuming`, () =>
+        withPage({ args: ['-Persistence', 'off'] }, async ({ server, page, servers }) => {
+          await server.publish('demo', 'old one');
+          await server.publish('demo', 'old two');
+          await server.publish('demo', 'old three');
+          await setupModern(page, server, { transport, subscribe: { last: 10 } });
+          await waitInPage(page, () => window.t.msgs.length === 3, null, { what: 'the backlog' });
+          let probes = 0;
+          let failedProbes = 0;
+          await page.setRequestInterception(true);
+          page.on('request', (request) => {
+            if (request.url().includes('?timeout=0')) {
+              probes++;
+              if (probes === 1) {
+                failedProbes++;
+                return request.abort('connectionrefused');
+              }
+            }
+            return request.continue();
+          });
+          await server.kill();
+          const restarted = await startMeteord({ subscriberPort: server.subPort, args: ['-Persistence', 'off'] });
+          servers.push(restarted);
+          await waitInPage(page, () => window.c.status === 'open', null, { what: 'reconnected' });
+          assert.equal(failedProbes, 1);
+          assert.ok(probes >= 2, `probes: ${probes}`);
+          // Three new messages: ids 0 to 2, up to the old cursor.
+          await publishAndExpect(page, restarted, 'demo', ['new one', 'new two'], ['new one', 'new two'], {
+            from: 3,
+            read: modernGot,
+          });
+          const ids = await page.evaluate(() => window.t.msgs.map((m) => m.id));
+          assert.deepEqual(ids.slice(3), [0, 1, 2]);
+        }));
+    }
+
     test(`${transport}: subscribe and unsubscribe while connected`, () =>
       withPage({}, async ({ server, page }) => {
         await setupModern(page, server, { transport, channel: 'a', subscribe: {} });

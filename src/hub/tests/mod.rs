@@ -373,6 +373,34 @@ fn a_host_id_replaces_its_older_subscription_and_can_be_kicked() {
 }
 
 #[test]
+fn thousands_of_host_ids_stay_apart_as_their_index_grows() {
+    let hub = Hub::new(0, 3600);
+    let names: Vec<String> = (0..2000).map(|i| format!("host{i}")).collect();
+    let clients: Vec<Client> = names
+        .iter()
+        .map(|name| {
+            subscribe(
+                &hub,
+                Ask {
+                    host_id: Some(name),
+                    ..Ask::live(&[("a", Start::Live)])
+                },
+            )
+        })
+        .collect();
+    assert_eq!(hub.count_subscribers(b"a"), 2000);
+    // Every other one leaves on its own; the rest are kicked by host id.
+    for client in clients.iter().step_by(2) {
+        hub.unsubscribe(client.subscriber.id);
+    }
+    for (i, name) in names.iter().enumerate() {
+        assert_eq!(hub.kick(name.as_bytes(), None), i % 2 == 1, "{name}");
+    }
+    assert_eq!(hub.count_subscribers(b"a"), 0);
+    assert_eq!(clients[1].take(), ("a(0)|D".into(), State::Finished));
+}
+
+#[test]
 fn channels_join_and_leave_a_live_subscription() {
     let hub = Hub::new(0, 3600);
     publish(&hub, "b", "old");
