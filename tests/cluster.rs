@@ -337,6 +337,9 @@ async fn a_killed_node_loses_no_acknowledged_message() {
     let a = start(&args("a"));
     let b = start(&args("b"));
     let mut sub_b = Stream::open(b.subscriber, "/push/hb/xhrinteractive/feed").await;
+    // Subscribed (its header names the channel) before anything is
+    // published: a live subscription starts after the newest message.
+    sub_b.until(b"<script>ch(\"feed\"").await;
 
     // Pipelined publishes on a, all acknowledged, then a dies at once.
     let mut control = Control::connect(a.control).await;
