@@ -758,9 +758,7 @@
     if (this.status === 'idle' || this.status === 'closed') {
       this._autoConnect = true;
       this._setStatus('connecting');
-      var self = this;
-      clearTimeout(this._timer);
-      this._timer = setTimeout(function () { self._start(); }, 0); // gather subscribe() calls first
+      this._startAfter(0); // gather subscribe() calls first
     }
     return d.promise;
   };
@@ -954,9 +952,12 @@
       self._startToken = null;
       self._retryLater(String((reason && reason.message) || reason));
     };
+    var answered = function (res) {
+      if (!res.ok) return finish(null);
+      return res.text().then(finish, function () { finish(null); });
+    };
     global.fetch(this.url + '/poll/' + specs.join('/') + '?timeout=0' + this._tokenQuery(names, '&'), { cache: 'no-store', signal: ctrl.signal })
-      .then(function (res) { return res.ok ? res.text() : null; }, function (e) { unreachable(e); return undefined; })
-      .then(function (text) { if (text !== undefined) finish(text); }, function () { finish(null); });
+      .then(answered, unreachable);
   };
 
   Client.prototype._applyProbe = function (names, msgs) {
@@ -1048,6 +1049,11 @@
       this._renewToken(soon ? delay : 0);
       return;
     }
+    this._startAfter(delay);
+  };
+
+  // Start a connection after `delay` ms (instead of any start pending).
+  Client.prototype._startAfter = function (delay) {
     var self = this;
     clearTimeout(this._timer);
     this._timer = setTimeout(function () { self._start(); }, delay);
@@ -1066,9 +1072,7 @@
   Client.prototype._retryLater = function (reason) {
     if (this.status === 'closed') return;
     this._setStatus('reconnecting', reason);
-    var self = this;
-    clearTimeout(this._timer);
-    this._timer = setTimeout(function () { self._start(); }, this._nextDelay());
+    this._startAfter(this._nextDelay());
   };
 
   Client.prototype._renewToken = function (delay) {
@@ -1085,11 +1089,11 @@
     asked.then(function (token) {
       if (self.status === 'closed' || self._conn) return;
       if (token) self.setToken(token);
-      self._timer = setTimeout(function () { self._start(); }, delay);
+      self._startAfter(delay);
     }, function (err) {
       if (self.status === 'closed' || self._conn) return;
       self.emit('error', err instanceof Error ? err : new Error(String(err)));
-      self._timer = setTimeout(function () { self._start(); }, Math.max(delay, self.minDelay));
+      self._startAfter(Math.max(delay, self.minDelay));
     });
   };
 

@@ -1,6 +1,7 @@
 //! The hub's state behind its one lock: channels with their caches and
 //! live feeds, the live subscribers, and host ids.
 
+use std::collections::hash_map::Entry as Slot;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
@@ -189,13 +190,11 @@ impl State {
     /// The channel map's key for `name` (a shared handle), creating the
     /// channel if needed.
     pub(super) fn channel_key(&mut self, name: &Bytes) -> (Bytes, &mut Channel) {
-        if !self.channels.contains_key(name) {
-            self.channels.insert(name.clone(), Channel::default());
+        match self.channels.entry(name.clone()) {
+            // The key already in the map, not the one just offered.
+            Slot::Occupied(entry) => (entry.key().clone(), entry.into_mut()),
+            Slot::Vacant(entry) => (entry.key().clone(), entry.insert(Channel::default())),
         }
-        let (key, _) = self.channels.get_key_value(name).expect("inserted above");
-        let key = key.clone();
-        let channel = self.channels.get_mut(name).expect("inserted above");
-        (key, channel)
     }
 
     pub(super) fn mark_dirty(&mut self, name: &Bytes) {

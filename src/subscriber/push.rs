@@ -118,11 +118,10 @@ pub fn parse_channel_spec(spec: &str) -> Option<(Bytes, Start)> {
 }
 
 /// A legacy subscription that was admitted: what its connection holds
-/// while it streams, which may be for hours. Kept small on purpose: the
-/// request's parsing and admission ran in a future of their own, freed
-/// before the stream starts.
-/// What an idle subscriber's task holds: kept small, since there are
-/// tens of thousands (what the leave log names comes from the subscriber).
+/// while it streams, which may be for hours. Kept small on purpose, since
+/// there may be tens of thousands: the request's parsing and admission ran
+/// in a future of their own, freed before the stream starts, and what the
+/// leave log names comes from the subscriber.
 pub struct Streaming {
     stream: Conn,
     node: Arc<Node>,

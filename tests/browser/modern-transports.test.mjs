@@ -122,16 +122,36 @@ describe('modern transports', { concurrency: 3 }, () => {
         await publishAndExpect(page, restarted, 'demo', ['newer'], ['newer'], { from: seen, read: legacyGot });
       }));
 
+    // Without persistence: the page holds messages 0 to 2, then the server
+    // dies and an empty one starts on its port. Returns the new server.
+    async function backlogThenEmptyRestart({ server, page, servers }, beforeKill = async () => {}) {
+      await server.publish('demo', 'old one');
+      await server.publish('demo', 'old two');
+      await server.publish('demo', 'old three');
+      await setupModern(page, server, { transport, subscribe: { last: 10 } });
+      await waitInPage(page, () => window.t.msgs.length === 3, null, { what: 'the backlog' });
+      await beforeKill();
+      await server.kill();
+      const restarted = await startMeteord({ subscriberPort: server.subPort, args: ['-Persistence', 'off'] });
+      servers.push(restarted);
+      return restarted;
+    }
+
+    // Two new messages and the sentinel (ids 0 to 2 again, up to the old
+    // cursor) all reach the page.
+    async function newIdsArrive(page, restarted) {
+      await publishAndExpect(page, restarted, 'demo', ['fresh one', 'fresh two'], ['fresh one', 'fresh two'], {
+        from: 3,
+        read: modernGot,
+      });
+      const ids = await page.evaluate(() => window.t.msgs.map((m) => m.id));
+      assert.deepEqual(ids.slice(3), [0, 1, 2]);
+    }
+
     test(`${transport}: server restart without persistence (ids start again at 0): reconnects and receives new messages`, () =>
-      withPage({ args: ['-Persistence', 'off'] }, async ({ server, page, servers }) => {
-        await server.publish('demo', 'old one');
-        await server.publish('demo', 'old two');
-        await server.publish('demo', 'old three');
-        await setupModern(page, server, { transport, subscribe: { last: 10 } });
-        await waitInPage(page, () => window.t.msgs.length === 3, null, { what: 'the backlog' });
-        await server.kill();
-        const restarted = await startMeteord({ subscriberPort: server.subPort, args: ['-Persistence', 'off'] });
-        servers.push(restarted);
+      withPage({ args: ['-Persistence', 'off'] }, async (ctx) => {
+        const { page } = ctx;
+        const restarted = await backlogThenEmptyRestart(ctx);
         // Without persistence the new server's ids begin again at 0, below
         // the ids the client has seen. The client notices (the channel's
         // newest id is below its cursor, or the channel is empty) and takes
@@ -140,12 +160,7 @@ describe('modern transports', { concurrency: 3 }, () => {
         // passes its old cursor, look like ones it has seen and are missed -
         // so this test publishes after the client has reconnected.
         await waitInPage(page, () => window.t.drops.length >= 1 && window.c.status === 'open', null, { what: 'reconnected' });
-        await publishAndExpect(page, restarted, 'demo', ['fresh one', 'fresh two'], ['fresh one', 'fresh two'], {
-          from: 3,
-          read: modernGot,
-        });
-        const ids = await page.evaluate(() => window.t.msgs.map((m) => m.id));
-        assert.deepEqual(ids.slice(3), [0, 1, 2]);
+        await newIdsArrive(page, restarted);
       }));
 
     if (transport !== 'ws') {
@@ -154,38 +169,27 @@ describe('modern transports', { concurrency: 3 }, () => {
       // made to fail, while connections go through) the client must probe
       // again, not resume from ids the new server does not mean.
       test(`${transport}: a probe that finds no server is tried again before resuming`, () =>
-        withPage({ args: ['-Persistence', 'off'] }, async ({ server, page, servers }) => {
-          await server.publish('demo', 'old one');
-          await server.publish('demo', 'old two');
-          await server.publish('demo', 'old three');
-          await setupModern(page, server, { transport, subscribe: { last: 10 } });
-          await waitInPage(page, () => window.t.msgs.length === 3, null, { what: 'the backlog' });
+        withPage({ args: ['-Persistence', 'off'] }, async (ctx) => {
+          const { page } = ctx;
           let probes = 0;
           let failedProbes = 0;
-          await page.setRequestInterception(true);
-          page.on('request', (request) => {
-            if (request.url().includes('?timeout=0')) {
-              probes++;
-              if (probes === 1) {
-                failedProbes++;
-                return request.abort('connectionrefused');
+          const restarted = await backlogThenEmptyRestart(ctx, async () => {
+            await page.setRequestInterception(true);
+            page.on('request', (request) => {
+              if (request.url().includes('?timeout=0')) {
+                probes++;
+                if (probes === 1) {
+                  failedProbes++;
+                  return request.abort('connectionrefused');
+                }
               }
-            }
-            return request.continue();
+              return request.continue();
+            });
           });
-          await server.kill();
-          const restarted = await startMeteord({ subscriberPort: server.subPort, args: ['-Persistence', 'off'] });
-          servers.push(restarted);
           await waitInPage(page, () => window.c.status === 'open', null, { what: 'reconnected' });
           assert.equal(failedProbes, 1);
           assert.ok(probes >= 2, `probes: ${probes}`);
-          // Three new messages: ids 0 to 2, up to the old cursor.
-          await publishAndExpect(page, restarted, 'demo', ['new one', 'new two'], ['new one', 'new two'], {
-            from: 3,
-            read: modernGot,
-          });
-          const ids = await page.evaluate(() => window.t.msgs.map((m) => m.id));
-          assert.deepEqual(ids.slice(3), [0, 1, 2]);
+          await newIdsArrive(page, restarted);
         }));
     }
 
