@@ -9,6 +9,7 @@ pub mod certs;
 pub mod challenges;
 pub mod conn;
 pub mod info;
+mod records;
 pub mod stream;
 
 use std::net::SocketAddr;
@@ -175,6 +176,9 @@ impl Tls {
         // Every listener speaks HTTP/1.1 (or the line protocol, whose
         // clients offer no ALPN at all); ACME's validations speak their own.
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // TLS 1.3 connections move to our own record layer after the
+        // handshake (stream.rs), which takes the keys out of rustls.
+        config.enable_secret_extraction = true;
         if matches!(source, Source::Acme { .. }) {
             config
                 .alpn_protocols
@@ -217,7 +221,13 @@ impl Tls {
                         let _ = stream.shutdown().await;
                         return None;
                     }
-                    Some(Conn::Tls(Box::new(stream)))
+                    match stream.take_over_records() {
+                        Ok(stream) => Some(Conn::Tls(Box::new(stream))),
+                        Err(e) => {
+                            debug!(%peer, "TLS record layer: {e}");
+                            None
+                        }
+                    }
                 }
                 Ok(Err(e)) => {
                     debug!(%peer, "TLS handshake failed: {e}");

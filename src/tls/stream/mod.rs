@@ -8,6 +8,10 @@
 //! Writes encrypt everything they are given at once, into as few records
 //! as the record size allows, and go straight to the socket when it has
 //! room.
+//!
+//! rustls runs the handshake. A TLS 1.3 connection then moves to our own
+//! record layer (`src/tls/records.rs`), which keeps a fraction of rustls' state;
+//! TLS 1.2 stays with rustls.
 
 use std::future::poll_fn;
 use std::io;
@@ -24,6 +28,8 @@ use rustls::ServerConfig;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
+use super::records::{Opened, RecordError, Records, MAX_PLAINTEXT};
+
 /// Bytes read from the socket per read.
 const READ_CHUNK: usize = 4096;
 /// A write waits for the socket once this much is already queued.
@@ -31,13 +37,10 @@ const WRITE_QUEUE: usize = 64 * 1024;
 /// Worst-case bytes a record adds to its payload (header, nonce, tag,
 /// content type) in TLS 1.2 or 1.3.
 const RECORD_OVERHEAD: usize = 64;
-/// The largest payload of one record.
-const MAX_RECORD: usize = 16 * 1024;
-
 /// One TLS connection.
 pub struct TlsStream {
     tcp: TcpStream,
-    conn: UnbufferedServerConnection,
+    session: Session,
     /// Received TLS bytes not yet processed (a partial record).
     incoming: Vec<u8>,
     /// TLS bytes to send; `sent` of them already went out.
@@ -50,6 +53,15 @@ pub struct TlsStream {
     peer_closed: bool,
     /// We queued our close_notify.
     closing: bool,
+}
+
+/// Who protects the records.
+enum Session {
+    /// rustls: during the handshake, and for TLS 1.2 throughout. Boxed so
+    /// that a connection that moved on does not keep its room.
+    Rustls(Box<UnbufferedServerConnection>),
+    /// Our own record layer, for TLS 1.3 after the handshake.
+    Records(Box<Records>),
 }
 
 /// Something to do once the connection may carry application data.
@@ -76,7 +88,7 @@ impl TlsStream {
         let conn = UnbufferedServerConnection::new(config).map_err(invalid)?;
         let mut stream = TlsStream {
             tcp,
-            conn,
+            session: Session::Rustls(Box::new(conn)),
             incoming: Vec::new(),
             outgoing: Vec::new(),
             sent: 0,
@@ -94,9 +106,30 @@ impl TlsStream {
         &self.tcp
     }
 
-    /// The protocol agreed by ALPN, if any.
+    /// The protocol agreed by ALPN, if any (known until
+    /// [`Self::take_over_records`]).
     pub fn alpn_protocol(&self) -> Option<&[u8]> {
-        self.conn.alpn_protocol()
+        match &self.session {
+            Session::Rustls(conn) => conn.alpn_protocol(),
+            Session::Records(_) => None,
+        }
+    }
+
+    /// After the handshake: protect a TLS 1.3 connection's records
+    /// ourselves from now on, and let rustls' state go.
+    pub fn take_over_records(mut self) -> io::Result<Self> {
+        // The handshake's last records must be out before the keys move.
+        if self.queued() > 0 {
+            return Err(io::Error::other("handshake records still queued"));
+        }
+        self.session = match self.session {
+            Session::Rustls(conn) => match Records::take_over(*conn).map_err(broken)? {
+                Ok(records) => Session::Records(Box::new(records)),
+                Err(tls12) => Session::Rustls(Box::new(tls12)),
+            },
+            records => records,
+        };
+        Ok(self)
     }
 
     fn poll_handshake(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -121,12 +154,52 @@ impl TlsStream {
         }
     }
 
-    /// Feed what has arrived to rustls, collect what it produces, and do
+    /// Open what has arrived, collect what must be sent in reply, and do
     /// `action` once application data may be written.
-    fn process(&mut self, mut action: Action<'_>) -> io::Result<Stage> {
+    fn process(&mut self, action: Action<'_>) -> io::Result<Stage> {
+        match &mut self.session {
+            Session::Rustls(_) => self.process_rustls(action),
+            Session::Records(records) => {
+                let opened =
+                    records.open(&mut self.incoming, &mut self.plaintext, &mut self.outgoing);
+                if self.incoming.is_empty() {
+                    self.incoming = Vec::new();
+                }
+                match opened {
+                    Ok(Opened::More) => {}
+                    Ok(Opened::PeerClosed) => self.peer_closed = true,
+                    Err(e) => {
+                        // The alert that explains it goes out if it can.
+                        let _ = self.try_send();
+                        return Err(broken(e));
+                    }
+                }
+                let sealed = match action {
+                    Action::Nothing => Ok(()),
+                    Action::Encrypt(data) => records.seal(data, &mut self.outgoing),
+                    Action::CloseNotify => records.seal_close_notify(&mut self.outgoing),
+                };
+                if let Err(e) = sealed {
+                    // Out of keys: the close_notify before the error goes out.
+                    let _ = self.try_send();
+                    return Err(broken(e));
+                }
+                Ok(if self.peer_closed && self.closing {
+                    Stage::Closed
+                } else {
+                    Stage::Traffic
+                })
+            }
+        }
+    }
+
+    /// [`Self::process`] while rustls has the connection.
+    fn process_rustls(&mut self, mut action: Action<'_>) -> io::Result<Stage> {
         loop {
-            let UnbufferedStatus { discard, state } =
-                self.conn.process_tls_records(&mut self.incoming);
+            let Session::Rustls(conn) = &mut self.session else {
+                return Err(io::Error::other("TLS session moved on"));
+            };
+            let UnbufferedStatus { discard, state } = conn.process_tls_records(&mut self.incoming);
             let state = match state {
                 Ok(state) => state,
                 Err(e) => {
@@ -214,7 +287,10 @@ impl TlsStream {
     /// After a protocol error rustls may have an alert for the peer: queue
     /// it so the peer learns why (sent if the socket takes it at once).
     fn queue_alert(&mut self) {
-        let status = self.conn.process_tls_records(&mut []);
+        let Session::Rustls(conn) = &mut self.session else {
+            return;
+        };
+        let status = conn.process_tls_records(&mut []);
         if let Ok(ConnectionState::EncodeTlsData(mut encode)) = status.state {
             let _ = append(&mut self.outgoing, 64, |out| encode.encode(out), |_| None);
             let _ = self.tcp.try_write(&self.outgoing[self.sent..]);
@@ -396,7 +472,7 @@ fn encrypt(
     data: &[u8],
     out: &mut Vec<u8>,
 ) -> io::Result<()> {
-    let records = data.len().div_ceil(MAX_RECORD).max(1);
+    let records = data.len().div_ceil(MAX_PLAINTEXT).max(1);
     let guess = data.len() + records * RECORD_OVERHEAD;
     append(out, guess, |buf| traffic.encrypt(data, buf), required).map_err(io::Error::other)
 }
@@ -441,3 +517,10 @@ fn append<E>(
 fn invalid(e: rustls::Error) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e)
 }
+
+fn broken(e: RecordError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e)
+}
+
+#[cfg(test)]
+mod tests;

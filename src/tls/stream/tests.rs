@@ -1,0 +1,199 @@
+//! The TLS stream against a real rustls client over loopback: the move
+//! to our own record layer, key updates, bad records, close_notify.
+
+use super::*;
+use rustls::pki_types::{PrivateKeyDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+type Client = tokio_rustls::client::TlsStream<TcpStream>;
+
+/// A server stream after its handshake (and the move to our record
+/// layer where it applies) and a rustls client talking to it, over
+/// loopback.
+async fn pair(version: &'static rustls::SupportedProtocolVersion) -> (TlsStream, Client) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let key = PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+    let mut server = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der().clone()], key)
+        .unwrap();
+    server.enable_secret_extraction = true;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.der().clone()).unwrap();
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[version])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+    tokio::join!(
+        async {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let stream = TlsStream::accept(tcp, Arc::new(server)).await.unwrap();
+            stream.take_over_records().unwrap()
+        },
+        async {
+            let tcp = TcpStream::connect(addr).await.unwrap();
+            let name = ServerName::try_from("localhost").unwrap();
+            connector.connect(name, tcp).await.unwrap()
+        }
+    )
+}
+
+fn records(stream: &mut TlsStream) -> &mut Records {
+    match &mut stream.session {
+        Session::Records(records) => records,
+        Session::Rustls(_) => panic!("TLS 1.3 stayed with rustls"),
+    }
+}
+
+async fn read_exactly(reader: &mut (impl AsyncRead + Unpin), len: usize) -> Vec<u8> {
+    let mut bytes = vec![0; len];
+    reader.read_exact(&mut bytes).await.unwrap();
+    bytes
+}
+
+async fn send(server: &mut TlsStream, bytes: &[u8]) {
+    server.write_all(bytes).await.unwrap();
+    server.flush().await.unwrap();
+}
+
+#[tokio::test]
+async fn tls13_moves_to_our_records_and_carries_both_ways() {
+    let (mut server, mut client) = pair(&rustls::version::TLS13).await;
+    records(&mut server);
+    client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+    client.flush().await.unwrap();
+    assert_eq!(
+        read_exactly(&mut server, 18).await,
+        b"GET / HTTP/1.1\r\n\r\n"
+    );
+    // Several records' worth, and an empty write.
+    let big: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
+    send(&mut server, &big).await;
+    send(&mut server, b"").await;
+    send(&mut server, b"end").await;
+    assert_eq!(
+        read_exactly(&mut client, big.len() + 3).await[..big.len()],
+        big[..]
+    );
+    // Our close_notify: the client sees a clean end, not a truncation.
+    server.shutdown().await.unwrap();
+    let mut rest = Vec::new();
+    client.read_to_end(&mut rest).await.unwrap();
+    assert!(rest.is_empty());
+}
+
+#[tokio::test]
+async fn tls12_stays_with_rustls() {
+    let (mut server, mut client) = pair(&rustls::version::TLS12).await;
+    assert!(matches!(server.session, Session::Rustls(_)));
+    client.write_all(b"ping").await.unwrap();
+    client.flush().await.unwrap();
+    assert_eq!(read_exactly(&mut server, 4).await, b"ping");
+    send(&mut server, b"pong").await;
+    assert_eq!(read_exactly(&mut client, 4).await, b"pong");
+}
+
+#[tokio::test]
+async fn our_key_is_replaced_at_its_limit_and_at_the_next_the_connection_ends_cleanly() {
+    let (mut server, mut client) = pair(&rustls::version::TLS13).await;
+    records(&mut server).rotate_after(3);
+    let mut sent = Vec::new();
+    for i in 0..20u8 {
+        let byte = b'a' + i;
+        if server.write_all(&[byte]).await.is_err() || server.flush().await.is_err() {
+            break;
+        }
+        sent.push(byte);
+    }
+    // Four records or more cannot go under one key that is replaced
+    // every three; a third key is not to be had.
+    assert!((4..20).contains(&sent.len()), "{} sent", sent.len());
+    let mut received = Vec::new();
+    client.read_to_end(&mut received).await.unwrap();
+    assert_eq!(received, sent);
+}
+
+#[tokio::test]
+async fn a_key_update_from_the_peer_is_followed_and_answered() {
+    let (mut server, mut client) = pair(&rustls::version::TLS13).await;
+    for _ in 0..5 {
+        send(&mut server, b"x").await;
+    }
+    assert_eq!(read_exactly(&mut client, 5).await, b"xxxxx");
+    assert!(records(&mut server).sent_with_this_key() >= 5);
+    // The client asks for new keys in both directions.
+    client.get_mut().1.refresh_traffic_keys().unwrap();
+    client.write_all(b"after").await.unwrap();
+    client.flush().await.unwrap();
+    assert_eq!(read_exactly(&mut server, 5).await, b"after");
+    send(&mut server, b"reply").await;
+    assert_eq!(read_exactly(&mut client, 5).await, b"reply");
+    // The answer went out before "reply", which used the new key.
+    assert_eq!(records(&mut server).sent_with_this_key(), 1);
+    // The client's close_notify, under its new key, ends our side.
+    client.shutdown().await.unwrap();
+    let mut rest = Vec::new();
+    server.read_to_end(&mut rest).await.unwrap();
+    assert!(rest.is_empty());
+}
+
+#[tokio::test]
+async fn a_second_key_update_from_the_peer_ends_the_connection_cleanly() {
+    let (mut server, mut client) = pair(&rustls::version::TLS13).await;
+    for round in 0..2 {
+        client.get_mut().1.refresh_traffic_keys().unwrap();
+        client.write_all(b"data").await.unwrap();
+        client.flush().await.unwrap();
+        if round == 0 {
+            assert_eq!(read_exactly(&mut server, 4).await, b"data");
+        }
+    }
+    let mut byte = [0u8; 1];
+    let error = server.read(&mut byte).await.unwrap_err();
+    assert!(error.to_string().contains("out of key updates"), "{error}");
+    // The client is told goodbye, not sent an error.
+    let mut rest = Vec::new();
+    client.read_to_end(&mut rest).await.unwrap();
+    assert!(rest.is_empty());
+}
+
+#[tokio::test]
+async fn a_forged_record_ends_the_connection_and_the_peer_is_told_why() {
+    let (mut server, mut client) = pair(&rustls::version::TLS13).await;
+    // Application data under no key the server knows.
+    let mut forged = vec![23, 3, 3, 0, 40];
+    forged.extend_from_slice(&[7; 40]);
+    client.get_mut().0.write_all(&forged).await.unwrap();
+    let mut byte = [0u8; 1];
+    let error = server.read(&mut byte).await.unwrap_err();
+    assert!(error.to_string().contains("decryption failed"), "{error}");
+    let error = client.read(&mut byte).await.unwrap_err();
+    assert!(error.to_string().contains("BadRecordMac"), "{error}");
+}
+
+#[tokio::test]
+async fn records_over_the_size_limit_are_refused() {
+    let (mut server, mut client) = pair(&rustls::version::TLS13).await;
+    client
+        .get_mut()
+        .0
+        .write_all(&[23, 3, 3, 0xff, 0xff])
+        .await
+        .unwrap();
+    let mut byte = [0u8; 1];
+    let error = server.read(&mut byte).await.unwrap_err();
+    assert!(error.to_string().contains("record too long"), "{error}");
+    let error = client.read(&mut byte).await.unwrap_err();
+    assert!(error.to_string().contains("RecordOverflow"), "{error}");
+}
