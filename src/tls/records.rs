@@ -57,8 +57,9 @@ const KEY_UPDATE_MARGIN: u64 = 1 << 10;
 /// Why a connection cannot go on.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
-    /// The peer broke the protocol; `alert` tells it how.
-    #[error("peer sent a malformed or unexpected TLS record ({reason})")]
+    /// The connection cannot go on (mostly: the peer broke the protocol);
+    /// `alert` tells the peer why.
+    #[error("TLS record layer: {reason}")]
     Protocol { alert: u8, reason: &'static str },
     #[error("peer sent a fatal TLS alert ({0})")]
     PeerAlert(u8),
@@ -101,8 +102,8 @@ struct Secret {
 
 impl Records {
     /// Take over a TLS 1.3 connection whose handshake is complete and
-    /// whose handshake records are all sent; `None` for TLS 1.2, which
-    /// stays with rustls.
+    /// whose handshake records are all sent; a TLS 1.2 connection is
+    /// handed back (`Ok(Err(conn))`) to stay with rustls.
     pub fn take_over(
         conn: UnbufferedServerConnection,
     ) -> Result<Result<Self, UnbufferedServerConnection>, RecordError> {
