@@ -242,14 +242,8 @@ impl Records {
     }
 
     fn seal_alert(&mut self, description: u8, out: &mut Vec<u8>) -> Result<(), RecordError> {
-        // TLS 1.3 ignores the level; close_notify is a warning, the rest fatal.
-        let level = if description == ALERT_CLOSE_NOTIFY {
-            1
-        } else {
-            2
-        };
         let mut key = self.tx.expand()?;
-        self.seal_record(&mut key, CONTENT_ALERT, &[level, description], out)
+        self.seal_record(&mut key, CONTENT_ALERT, &alert(description), out)
     }
 
     /// Seal one record with `key` (our current key, expanded), replacing
@@ -264,7 +258,7 @@ impl Records {
         if self.tx_seq >= self.rotate_at {
             if self.next_tx.is_none() {
                 // Still under the limit (by the margin): say goodbye.
-                let close_notify = [1, ALERT_CLOSE_NOTIFY];
+                let close_notify = alert(ALERT_CLOSE_NOTIFY);
                 seal(
                     key,
                     &self.tx.iv,
@@ -381,6 +375,17 @@ fn key_update(content: &[u8]) -> Result<KeyUpdate, RecordError> {
             "unexpected handshake message",
         )),
     }
+}
+
+/// An alert's content. TLS 1.3 ignores the level; close_notify is a
+/// warning, the rest fatal.
+fn alert(description: u8) -> [u8; 2] {
+    let level = if description == ALERT_CLOSE_NOTIFY {
+        1
+    } else {
+        2
+    };
+    [level, description]
 }
 
 fn fault(alert: u8, reason: &'static str) -> RecordError {

@@ -28,7 +28,7 @@ use rustls::ServerConfig;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-use super::records::{Opened, RecordError, Records, MAX_PLAINTEXT};
+use super::records::{Opened, Records, MAX_PLAINTEXT};
 
 /// Bytes read from the socket per read.
 const READ_CHUNK: usize = 4096;
@@ -37,6 +37,7 @@ const WRITE_QUEUE: usize = 64 * 1024;
 /// Worst-case bytes a record adds to its payload (header, nonce, tag,
 /// content type) in TLS 1.2 or 1.3.
 const RECORD_OVERHEAD: usize = 64;
+
 /// One TLS connection.
 pub struct TlsStream {
     tcp: TcpStream,
@@ -123,7 +124,7 @@ impl TlsStream {
             return Err(io::Error::other("handshake records still queued"));
         }
         self.session = match self.session {
-            Session::Rustls(conn) => match Records::take_over(*conn).map_err(broken)? {
+            Session::Rustls(conn) => match Records::take_over(*conn).map_err(invalid)? {
                 Ok(records) => Session::Records(Box::new(records)),
                 Err(tls12) => Session::Rustls(Box::new(tls12)),
             },
@@ -160,29 +161,24 @@ impl TlsStream {
         match &mut self.session {
             Session::Rustls(_) => self.process_rustls(action),
             Session::Records(records) => {
-                let opened =
-                    records.open(&mut self.incoming, &mut self.plaintext, &mut self.outgoing);
+                let done = records
+                    .open(&mut self.incoming, &mut self.plaintext, &mut self.outgoing)
+                    .and_then(|opened| {
+                        self.peer_closed |= opened == Opened::PeerClosed;
+                        match action {
+                            Action::Nothing => Ok(()),
+                            Action::Encrypt(data) => records.seal(data, &mut self.outgoing),
+                            Action::CloseNotify => records.seal_close_notify(&mut self.outgoing),
+                        }
+                    });
                 if self.incoming.is_empty() {
                     self.incoming = Vec::new();
                 }
-                match opened {
-                    Ok(Opened::More) => {}
-                    Ok(Opened::PeerClosed) => self.peer_closed = true,
-                    Err(e) => {
-                        // The alert that explains it goes out if it can.
-                        let _ = self.try_send();
-                        return Err(broken(e));
-                    }
-                }
-                let sealed = match action {
-                    Action::Nothing => Ok(()),
-                    Action::Encrypt(data) => records.seal(data, &mut self.outgoing),
-                    Action::CloseNotify => records.seal_close_notify(&mut self.outgoing),
-                };
-                if let Err(e) = sealed {
-                    // Out of keys: the close_notify before the error goes out.
+                if let Err(e) = done {
+                    // What explains it (an alert, our last close_notify)
+                    // goes out if the socket takes it.
                     let _ = self.try_send();
-                    return Err(broken(e));
+                    return Err(invalid(e));
                 }
                 Ok(if self.peer_closed && self.closing {
                     Stage::Closed
@@ -514,11 +510,8 @@ fn append<E>(
     }
 }
 
-fn invalid(e: rustls::Error) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, e)
-}
-
-fn broken(e: RecordError) -> io::Error {
+/// A TLS error (rustls' or our record layer's) as an I/O error.
+fn invalid(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e)
 }
 

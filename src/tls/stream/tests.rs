@@ -168,32 +168,28 @@ async fn a_second_key_update_from_the_peer_ends_the_connection_cleanly() {
     assert!(rest.is_empty());
 }
 
+/// Send `raw` bytes past the client's TLS layer: the server's read must
+/// fail with `server_error`, and the client must hear the alert
+/// `client_hears`.
+async fn raw_bytes_are_refused(raw: &[u8], server_error: &str, client_hears: &str) {
+    let (mut server, mut client) = pair(&rustls::version::TLS13).await;
+    client.get_mut().0.write_all(raw).await.unwrap();
+    let mut byte = [0u8; 1];
+    let error = server.read(&mut byte).await.unwrap_err();
+    assert!(error.to_string().contains(server_error), "{error}");
+    let error = client.read(&mut byte).await.unwrap_err();
+    assert!(error.to_string().contains(client_hears), "{error}");
+}
+
 #[tokio::test]
 async fn a_forged_record_ends_the_connection_and_the_peer_is_told_why() {
-    let (mut server, mut client) = pair(&rustls::version::TLS13).await;
     // Application data under no key the server knows.
     let mut forged = vec![23, 3, 3, 0, 40];
     forged.extend_from_slice(&[7; 40]);
-    client.get_mut().0.write_all(&forged).await.unwrap();
-    let mut byte = [0u8; 1];
-    let error = server.read(&mut byte).await.unwrap_err();
-    assert!(error.to_string().contains("decryption failed"), "{error}");
-    let error = client.read(&mut byte).await.unwrap_err();
-    assert!(error.to_string().contains("BadRecordMac"), "{error}");
+    raw_bytes_are_refused(&forged, "decryption failed", "BadRecordMac").await;
 }
 
 #[tokio::test]
 async fn records_over_the_size_limit_are_refused() {
-    let (mut server, mut client) = pair(&rustls::version::TLS13).await;
-    client
-        .get_mut()
-        .0
-        .write_all(&[23, 3, 3, 0xff, 0xff])
-        .await
-        .unwrap();
-    let mut byte = [0u8; 1];
-    let error = server.read(&mut byte).await.unwrap_err();
-    assert!(error.to_string().contains("record too long"), "{error}");
-    let error = client.read(&mut byte).await.unwrap_err();
-    assert!(error.to_string().contains("RecordOverflow"), "{error}");
+    raw_bytes_are_refused(&[23, 3, 3, 0xff, 0xff], "record too long", "RecordOverflow").await;
 }
