@@ -15,7 +15,7 @@ use std::time::Duration;
 use common::*;
 use meteord::config::TlsMode;
 use meteord::tls::{CertificateSource, Tls};
-use pebble::{free_port, Options, Pebble};
+use pebble::{Options, Pebble};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

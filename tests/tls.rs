@@ -140,14 +140,6 @@ async fn tls_stream(
     Stream::request(connect(tls, addr, "localhost").await, path).await
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn tls_server(pki: &Pki, extra: &[(&str, &str)]) -> TestServer {
     let options = pki.options();
     let mut all: Vec<(&str, &str)> = options.iter().map(|(k, v)| (*k, v.as_str())).collect();

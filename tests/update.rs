@@ -18,6 +18,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::free_port;
 use common::release::*;
 
 /// Run `<exe> update <extra>` against the feed.
@@ -191,15 +192,6 @@ fn update_without_a_feed_says_so() {
         "{}",
         text(&out.stderr)
     );
-}
-
-/// A free loopback TCP port (free a moment ago).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-use crate::common::connector;
+use crate::common::{connector, free_port};
 use std::time::{Duration, Instant};
 
 use rustls::pki_types::pem::PemObject;
@@ -45,14 +45,6 @@ pub struct Pebble {
     ca_der: CertificateDer<'static>,
     child: Option<Child>,
     pub log: Arc<Mutex<Vec<String>>>,
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Pebble {

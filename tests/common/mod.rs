@@ -220,6 +220,34 @@ impl Control {
     }
 }
 
+/// A loopback TCP port for a server that must be told it before it
+/// starts (pebble and meteord must agree on the port ACME validates, a
+/// child process takes its ports on the command line). Chosen below the
+/// kernel's ephemeral range: a port from `bind(0)` is free only for a
+/// moment, since any outgoing connection of any test running beside this
+/// one may take it as its local port before the server binds it.
+pub fn free_port() -> u16 {
+    use std::hash::BuildHasher;
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768u16);
+    let (low, span) = (10_000u16, ephemeral_low.saturating_sub(10_000).max(1));
+    // A random start, so tests choosing at the same time keep apart.
+    let start = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
+    // Never the same port twice in one test process.
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    let port = (0..span)
+        .map(|i| low + ((start + u64::from(i)) % u64::from(span)) as u16)
+        .find(|&port| {
+            !given.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+        })
+        .expect("a free loopback port below the ephemeral range");
+    given.push(port);
+    port
+}
+
 pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }

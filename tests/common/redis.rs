@@ -47,11 +47,7 @@ impl Redis {
     }
 
     pub fn start_with(options: &[&str]) -> Redis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = super::free_port();
         let mut redis = Redis {
             port,
             tls: false,
@@ -66,11 +62,7 @@ impl Redis {
     /// TLS only, with a server certificate (for 127.0.0.1) signed by a CA
     /// made for it: `ca_file()`.
     pub fn start_tls() -> Redis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = super::free_port();
         let dir = tempfile::tempdir().unwrap();
         let openssl = |args: &[&str]| {
             let out = Command::new("openssl")
