@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::{arg, Server};
+use support::{arg, cpu_ms, Server};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -243,20 +243,27 @@ async fn channels(bin: &str, subs: usize, channels: usize, count: usize) {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let kib_per_subscriber = (server.rss_kib() - before) as f64 / subs as f64;
     let expected: u64 = targets.iter().map(|&c| per_channel[c]).sum();
+    let (server_cpu, own_cpu) = (cpu_ms(server.child.id()), cpu_ms(std::process::id()));
     let start = Instant::now();
     pipeline(server.control, lines(&targets)).await;
+    let published = start.elapsed().as_secs_f64();
     let complete = wait_for("deliveries", Duration::from_secs(120), || {
         tally.received.load(Ordering::Relaxed) >= expected
     })
     .await;
     let seconds = start.elapsed().as_secs_f64();
     let received = tally.received.load(Ordering::Relaxed);
+    // Where the two cores went during the burst: the server, and this
+    // program (subscribers and publisher).
+    let server_cpu = cpu_ms(server.child.id()) - server_cpu;
+    let own_cpu = cpu_ms(std::process::id()) - own_cpu;
     println!(
         "{{\"workload\":\"channels\",\"subs\":{subs},\"channels\":{channels},\"publishes\":{count},\
          \"deliveries\":{received},\"expected\":{expected},\"complete\":{complete},\
          \"messages_per_s\":{:.0},\"deliveries_per_s\":{:.0},\"publish_rate_no_subscribers\":{publish_rate:.0},\
          \"ratio\":{:.2},\"kib_per_subscriber\":{kib_per_subscriber:.2},\"kib_per_channel\":{kib_per_channel:.2},\
-         \"rss_kib\":{}}}",
+         \"published_in_s\":{published:.3},\"delivered_in_s\":{seconds:.3},\
+         \"server_cpu_ms\":{server_cpu:.0},\"client_cpu_ms\":{own_cpu:.0},\"rss_kib\":{}}}",
         count as f64 / seconds,
         received as f64 / seconds,
         count as f64 / seconds / publish_rate,
