@@ -493,8 +493,33 @@ impl Subscriber {
             State::Closing if outbox.queued.is_empty() => return Poll::Ready(Next::Finish),
             _ => {}
         }
+        // Idle: an idle subscriber holds no buffer.
+        if outbox.pending.capacity() > 0 && outbox.pending.is_empty() {
+            outbox.pending = Vec::new();
+        }
         Self::register(&mut outbox, cx.waker());
         Poll::Pending
+    }
+
+    /// Hand back the buffer of a finished write, so the next batch of a
+    /// busy subscriber is rendered into memory already allocated (and grown
+    /// to size) instead of a new one; [`Self::poll_next`] frees it once the
+    /// subscriber is idle.
+    pub fn recycle(&self, mut buffer: Vec<u8>) {
+        if buffer.capacity() > 2 * BATCH_BYTES {
+            return;
+        }
+        let mut outbox = self.lock();
+        if outbox.pending.is_empty() && outbox.state == State::Open {
+            buffer.clear();
+            outbox.pending = buffer;
+        }
+    }
+
+    /// Room held for the next write (none while idle).
+    #[cfg(test)]
+    pub(crate) fn buffer_capacity(&self) -> usize {
+        self.lock().pending.capacity()
     }
 
     /// Since when the connection task has been writing its last batch, if

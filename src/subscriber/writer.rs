@@ -54,11 +54,13 @@ pub async fn stream_outbox(stream: &mut Conn, subscriber: &Subscriber, stats: &S
         })
         .await;
         match event {
-            Event::Next(Next::Write(bytes)) => {
-                if let Err(end) = write(stream, &bytes, subscriber).await {
+            Event::Next(Next::Write(mut bytes)) => {
+                let len = bytes.len() as u64;
+                if let Err(end) = write(stream, &mut bytes, subscriber).await {
                     return end;
                 }
-                stats.add(Stat::TotalOutboundBytes, bytes.len() as u64);
+                stats.add(Stat::TotalOutboundBytes, len);
+                subscriber.recycle(bytes);
             }
             Event::Next(Next::Finish) => {
                 let _ = stream.shutdown().await;
@@ -91,8 +93,9 @@ fn poll_tcp_closed(tcp: &TcpStream, cx: &mut std::task::Context<'_>, stats: &Sta
 }
 
 /// Write all of `bytes`: straight away when the socket has room (the usual
-/// case), else wait — but not past the stall limit or an abort.
-async fn write(stream: &mut Conn, bytes: &[u8], subscriber: &Subscriber) -> Result<(), End> {
+/// case), else wait — but not past the stall limit or an abort. Over TLS,
+/// `bytes` may be encrypted where it lies.
+async fn write(stream: &mut Conn, bytes: &mut Vec<u8>, subscriber: &Subscriber) -> Result<(), End> {
     let rest = match stream {
         Conn::Plain(tcp) => match tcp.try_write(bytes) {
             Ok(n) if n == bytes.len() => return Ok(()),
@@ -100,7 +103,7 @@ async fn write(stream: &mut Conn, bytes: &[u8], subscriber: &Subscriber) -> Resu
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => bytes,
             Err(_) => return Err(End::PeerClosed),
         },
-        Conn::Tls(tls) => match tls.write_now(bytes) {
+        Conn::Tls(tls) => match tls.write_now_owned(bytes) {
             Ok(true) => return Ok(()),
             // Encrypted whole and queued in the stream: only the flush
             // is left to wait for.

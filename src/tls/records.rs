@@ -148,6 +148,28 @@ impl Records {
         Ok(())
     }
 
+    /// Seal `data` as one application-data record where it lies, when it
+    /// fits in one and our key is not due for replacement: `data` becomes
+    /// the record's body, and its header and tag are returned to be sent
+    /// around it. `None` (with `data` untouched) means it must go through
+    /// [`Self::seal`].
+    pub fn seal_in_place(
+        &mut self,
+        data: &mut Vec<u8>,
+    ) -> Result<Option<([u8; HEADER], aead::Tag)>, RecordError> {
+        if data.len() > MAX_PLAINTEXT || self.tx_seq >= self.rotate_at {
+            return Ok(None);
+        }
+        let key = self.tx.expand()?;
+        let header = record_header(data.len());
+        data.push(CONTENT_APPLICATION_DATA);
+        let tag = key
+            .seal_in_place_separate_tag(nonce(&self.tx.iv, self.tx_seq), Aad::from(header), data)
+            .map_err(|_| fault(ALERT_INTERNAL_ERROR, "record too long to seal"))?;
+        self.tx_seq += 1;
+        Ok(Some((header, tag)))
+    }
+
     /// Append our close_notify to `out`.
     pub fn seal_close_notify(&mut self, out: &mut Vec<u8>) -> Result<(), RecordError> {
         self.seal_alert(ALERT_CLOSE_NOTIFY, out)
@@ -320,9 +342,7 @@ fn seal(
     out: &mut Vec<u8>,
 ) -> Result<(), RecordError> {
     let start = out.len();
-    let length = data.len() + 1 + TAG;
-    let [high, low] = (length as u16).to_be_bytes();
-    let header = [CONTENT_APPLICATION_DATA, 3, 3, high, low];
+    let header = record_header(data.len());
     out.extend_from_slice(&header);
     out.extend_from_slice(data);
     out.push(kind);
@@ -335,6 +355,13 @@ fn seal(
         .map_err(|_| fault(ALERT_INTERNAL_ERROR, "record too long to seal"))?;
     out.extend_from_slice(tag.as_ref());
     Ok(())
+}
+
+/// The header of a protected record carrying `plaintext` bytes (its
+/// content type and tag come on top).
+fn record_header(plaintext: usize) -> [u8; HEADER] {
+    let [high, low] = ((plaintext + 1 + TAG) as u16).to_be_bytes();
+    [CONTENT_APPLICATION_DATA, 3, 3, high, low]
 }
 
 impl Secret {

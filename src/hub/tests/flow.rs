@@ -135,3 +135,31 @@ fn a_subscription_after_shutdown_gets_its_backlog_and_is_not_kept() {
     assert_eq!(state, State::Finished);
     assert_eq!(hub.count_subscribers(b"a"), 0);
 }
+
+#[test]
+fn a_busy_subscriber_reuses_its_write_buffer_and_an_idle_one_holds_none() {
+    let hub = Hub::new(0, 3600);
+    let client = subscribe(&hub, Ask::live(&[("a", Start::Live)]));
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut write = || match client.subscriber.poll_next(&mut cx) {
+        Poll::Ready(Next::Write(bytes)) => bytes,
+        other => panic!("expected a write, got {other:?}"),
+    };
+    publish(&hub, "a", &"x".repeat(3000));
+    let first = write();
+    let (at, room) = (first.as_ptr(), first.capacity());
+    // The write is done: its buffer comes back, and the next batch
+    // (while messages keep coming) is rendered into it.
+    client.subscriber.recycle(first);
+    publish(&hub, "a", "second");
+    let second = write();
+    assert_eq!(second.as_ptr(), at);
+    assert_eq!(second.capacity(), room);
+    assert!(String::from_utf8_lossy(&second).ends_with(":a:second;"));
+    // Nothing more: asking again finds the subscriber idle, and the
+    // buffer is let go.
+    client.subscriber.recycle(second);
+    assert!(client.subscriber.buffer_capacity() >= 3000);
+    assert!(client.subscriber.poll_next(&mut cx).is_pending());
+    assert_eq!(client.subscriber.buffer_capacity(), 0);
+}

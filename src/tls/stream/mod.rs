@@ -361,6 +361,51 @@ impl TlsStream {
         self.try_send()
     }
 
+    /// [`Self::write_now`] for a buffer the caller gives up: when it fits
+    /// in one record and nothing is queued before it, it is encrypted where
+    /// it lies and sent with its header and tag around it, instead of being
+    /// copied into the send queue first (most writes to a subscriber fit).
+    /// `data` holds ciphertext afterwards.
+    pub fn write_now_owned(&mut self, data: &mut Vec<u8>) -> io::Result<bool> {
+        if self.closing {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        // What arrived first (a key update to answer) goes first.
+        if self.process(Action::Nothing)? == Stage::Closed {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        let sealed = match &mut self.session {
+            Session::Records(records) if self.outgoing.is_empty() => {
+                records.seal_in_place(data).map_err(invalid)?
+            }
+            _ => None,
+        };
+        let Some((header, tag)) = sealed else {
+            return self.write_now(data);
+        };
+        let parts = [
+            io::IoSlice::new(&header),
+            io::IoSlice::new(data),
+            io::IoSlice::new(tag.as_ref()),
+        ];
+        let total = header.len() + data.len() + tag.as_ref().len();
+        let sent = match self.tcp.try_write_vectored(&parts) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(e) => return Err(e),
+        };
+        if sent == total {
+            return Ok(true);
+        }
+        // The socket took part: the rest waits in the send queue.
+        self.outgoing.reserve(total);
+        for part in &parts {
+            self.outgoing.extend_from_slice(part);
+        }
+        self.sent = sent;
+        Ok(false)
+    }
+
     /// Wait until every queued record has gone out.
     pub async fn send_queued(&mut self) -> io::Result<()> {
         poll_fn(|cx| self.poll_send(cx)).await

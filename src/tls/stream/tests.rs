@@ -93,6 +93,56 @@ async fn tls13_moves_to_our_records_and_carries_both_ways() {
     assert!(rest.is_empty());
 }
 
+/// Hand `bytes` over as a subscriber's writer does, then wait until it
+/// has all gone out.
+async fn send_owned(server: &mut TlsStream, bytes: &[u8]) {
+    let mut owned = bytes.to_vec();
+    if !server.write_now_owned(&mut owned).unwrap() {
+        server.send_queued().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_buffer_handed_over_is_sealed_where_it_lies_when_it_fits_one_record() {
+    let (mut server, mut client) = pair(&rustls::version::TLS13).await;
+    // One record's worth, sealed in place: the buffer holds ciphertext
+    // afterwards (and one byte more: the content type).
+    let small = b"one record".to_vec();
+    let mut owned = small.clone();
+    let before = records(&mut server).sent_with_this_key();
+    assert!(server.write_now_owned(&mut owned).unwrap());
+    assert_eq!(owned.len(), small.len() + 1);
+    assert_ne!(owned[..small.len()], small[..]);
+    assert_eq!(records(&mut server).sent_with_this_key(), before + 1);
+    // Larger than a record: the usual way, in several records.
+    let big: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
+    send_owned(&mut server, &big).await;
+    // Exactly a record's worth, and nothing at all.
+    let full = vec![b'x'; MAX_PLAINTEXT];
+    send_owned(&mut server, &full).await;
+    send_owned(&mut server, b"").await;
+    send_owned(&mut server, b"end").await;
+    let expected = [&small[..], &big, &full, b"end"].concat();
+    assert_eq!(read_exactly(&mut client, expected.len()).await, expected);
+}
+
+#[tokio::test]
+async fn a_buffer_handed_over_when_the_key_is_due_goes_after_the_key_update() {
+    let (mut server, mut client) = pair(&rustls::version::TLS13).await;
+    // Counted from what the handshake already sent (session tickets).
+    let layer = records(&mut server);
+    layer.rotate_after(layer.sent_with_this_key() + 2);
+    for text in [&b"first"[..], b"second", b"third", b"fourth"] {
+        send_owned(&mut server, text).await;
+    }
+    // The third record went under a new key, announced before it.
+    assert_eq!(records(&mut server).sent_with_this_key(), 2);
+    assert_eq!(
+        read_exactly(&mut client, 22).await,
+        b"firstsecondthirdfourth"
+    );
+}
+
 #[tokio::test]
 async fn tls12_stays_with_rustls() {
     let (mut server, mut client) = pair(&rustls::version::TLS12).await;
@@ -101,7 +151,8 @@ async fn tls12_stays_with_rustls() {
     client.flush().await.unwrap();
     assert_eq!(read_exactly(&mut server, 4).await, b"ping");
     send(&mut server, b"pong").await;
-    assert_eq!(read_exactly(&mut client, 4).await, b"pong");
+    send_owned(&mut server, b"pang").await;
+    assert_eq!(read_exactly(&mut client, 8).await, b"pongpang");
 }
 
 #[tokio::test]
