@@ -127,6 +127,32 @@ async fn a_buffer_handed_over_is_sealed_where_it_lies_when_it_fits_one_record() 
 }
 
 #[tokio::test]
+async fn buffers_handed_over_to_a_full_socket_wait_their_turn_in_the_queue() {
+    let (mut server, mut client) = pair(&rustls::version::TLS13).await;
+    // The client reads nothing until the socket has refused some: one
+    // record went out in part or not at all, and what followed queued
+    // behind it.
+    let mut expected = Vec::new();
+    let mut queued = false;
+    for i in 0..2_000u32 {
+        let chunk: Vec<u8> = (0..10_000u32).map(|j| ((i + j) % 251) as u8).collect();
+        expected.extend_from_slice(&chunk);
+        let mut owned = chunk;
+        if !server.write_now_owned(&mut owned).unwrap() {
+            queued = true;
+            if server.queued() > 256 * 1024 {
+                break;
+            }
+        }
+    }
+    assert!(queued, "the socket never filled");
+    let (received, ()) = tokio::join!(read_exactly(&mut client, expected.len()), async {
+        server.send_queued().await.unwrap()
+    });
+    assert!(received == expected, "bytes lost or out of order");
+}
+
+#[tokio::test]
 async fn a_buffer_handed_over_when_the_key_is_due_goes_after_the_key_update() {
     let (mut server, mut client) = pair(&rustls::version::TLS13).await;
     // Counted from what the handshake already sent (session tickets).
