@@ -493,10 +493,9 @@ impl Subscriber {
             State::Closing if outbox.queued.is_empty() => return Poll::Ready(Next::Finish),
             _ => {}
         }
-        // Idle: an idle subscriber holds no buffer.
-        if outbox.pending.capacity() > 0 && outbox.pending.is_empty() {
-            outbox.pending = Vec::new();
-        }
+        // Idle (nothing is pending here): let go of the buffer a busy
+        // subscriber kept.
+        outbox.pending = Vec::new();
         Self::register(&mut outbox, cx.waker());
         Poll::Pending
     }

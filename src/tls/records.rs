@@ -163,9 +163,7 @@ impl Records {
         let key = self.tx.expand()?;
         let header = record_header(data.len());
         data.push(CONTENT_APPLICATION_DATA);
-        let tag = key
-            .seal_in_place_separate_tag(nonce(&self.tx.iv, self.tx_seq), Aad::from(header), data)
-            .map_err(|_| fault(ALERT_INTERNAL_ERROR, "record too long to seal"))?;
+        let tag = seal_body(&key, &self.tx.iv, self.tx_seq, header, data)?;
         self.tx_seq += 1;
         Ok(Some((header, tag)))
     }
@@ -346,15 +344,22 @@ fn seal(
     out.extend_from_slice(&header);
     out.extend_from_slice(data);
     out.push(kind);
-    let tag = key
-        .seal_in_place_separate_tag(
-            nonce(iv, seq),
-            Aad::from(header),
-            &mut out[start + HEADER..],
-        )
-        .map_err(|_| fault(ALERT_INTERNAL_ERROR, "record too long to seal"))?;
+    let tag = seal_body(key, iv, seq, header, &mut out[start + HEADER..])?;
     out.extend_from_slice(tag.as_ref());
     Ok(())
+}
+
+/// Encrypt a record's `body` (its content and content type) where it lies,
+/// as record number `seq` under `header`; the tag is returned.
+fn seal_body(
+    key: &LessSafeKey,
+    iv: &Iv,
+    seq: u64,
+    header: [u8; HEADER],
+    body: &mut [u8],
+) -> Result<aead::Tag, RecordError> {
+    key.seal_in_place_separate_tag(nonce(iv, seq), Aad::from(header), body)
+        .map_err(|_| fault(ALERT_INTERNAL_ERROR, "record too long to seal"))
 }
 
 /// The header of a protected record carrying `plaintext` bytes (its
