@@ -7,12 +7,14 @@
 //! the subscriber's side (spread over every core) and the publisher's work
 //! independent of how many subscribers there are.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 
 use slab::Slab;
+use smallvec::SmallVec;
 
 use super::message::{framing_key, Framing, Message};
 
@@ -24,9 +26,20 @@ pub const FEED_CAPACITY: usize = 4096;
 pub struct Entry {
     pub seq: u64,
     pub message: Arc<Message>,
-    rendered: Vec<u8>,
-    /// (framing key, range in `rendered`)
-    forms: Vec<(usize, Range<usize>)>,
+    /// Every form, back to back, in one allocation of the exact size.
+    rendered: Box<[u8]>,
+    /// (framing key, range in `rendered`); inline for the usual one form.
+    forms: SmallVec<[(usize, Range<usize>); 1]>,
+}
+
+/// The wakers of the subscribers a publish found waiting; inline for the
+/// usual few, so a publish to a quiet channel allocates nothing for them.
+pub type Wakers = SmallVec<[Waker; 2]>;
+
+thread_local! {
+    /// Where a publishing thread renders before the exact-size copy, so
+    /// rendering grows no buffer per message.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 impl Entry {
@@ -36,13 +49,22 @@ impl Entry {
         message: Arc<Message>,
         framings: impl Iterator<Item = &'a Arc<dyn Framing>>,
     ) -> Entry {
-        let mut rendered = Vec::new();
-        let mut forms = Vec::new();
-        for framing in framings {
-            let start = rendered.len();
-            framing.render(&message, &mut rendered);
-            forms.push((framing_key(framing), start..rendered.len()));
-        }
+        let mut forms = SmallVec::new();
+        let rendered = SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            scratch.clear();
+            for framing in framings {
+                let start = scratch.len();
+                framing.render(&message, &mut scratch);
+                forms.push((framing_key(framing), start..scratch.len()));
+            }
+            let rendered = Box::from(scratch.as_slice());
+            // A huge message must not stay behind in every thread's scratch.
+            if scratch.capacity() > SCRATCH_KEEP {
+                *scratch = Vec::new();
+            }
+            rendered
+        });
         Entry {
             seq,
             message,
@@ -61,7 +83,15 @@ impl Entry {
             None => framing.render(&self.message, out),
         }
     }
+
+    /// Bytes of its rendered forms.
+    pub fn rendered_len(&self) -> usize {
+        self.rendered.len()
+    }
 }
+
+/// The largest scratch buffer a thread keeps between publishes.
+const SCRATCH_KEEP: usize = 64 * 1024;
 
 struct Inner {
     entries: VecDeque<Arc<Entry>>,
@@ -114,7 +144,7 @@ impl Feed {
 
     /// Append an entry; returns the wakers of the subscribers that waited,
     /// to be woken once the caller has released its locks.
-    pub fn push(&self, make: impl FnOnce(u64) -> Entry) -> Vec<Waker> {
+    pub fn push(&self, make: impl FnOnce(u64) -> Entry) -> Wakers {
         let mut inner = self.lock();
         let seq = inner.next_seq;
         inner.next_seq += 1;
@@ -123,7 +153,7 @@ impl Feed {
         if inner.entries.len() > FEED_CAPACITY {
             inner.entries.pop_front();
         }
-        let mut wakers = Vec::new();
+        let mut wakers = Wakers::new();
         for (_, waiter) in inner.waiters.iter_mut() {
             if let Some(waker) = waiter.take() {
                 wakers.push(waker);
@@ -140,9 +170,18 @@ impl Feed {
         cursor: u64,
         slot: usize,
         waker: &Waker,
+        visit: impl FnMut(&Arc<Entry>) -> bool,
+    ) -> Read {
+        Self::read_locked(&mut self.lock(), cursor, slot, waker, visit)
+    }
+
+    fn read_locked(
+        inner: &mut Inner,
+        cursor: u64,
+        slot: usize,
+        waker: &Waker,
         mut visit: impl FnMut(&Arc<Entry>) -> bool,
     ) -> Read {
-        let mut inner = self.lock();
         let first = inner.next_seq - inner.entries.len() as u64;
         if cursor < first {
             return Read::Lagged;
@@ -164,6 +203,29 @@ impl Feed {
             taken += 1;
         }
         Read::Taken(taken)
+    }
+
+    /// [`Self::read`] for a reader that moves its cursor past what it
+    /// takes: when it is the only reader attached, the entries it has
+    /// taken are dropped at once (a channel per user is the common case),
+    /// instead of waiting for [`Self::trim_before`].
+    pub fn take(
+        &self,
+        cursor: u64,
+        slot: usize,
+        waker: &Waker,
+        visit: impl FnMut(&Arc<Entry>) -> bool,
+    ) -> Read {
+        let mut inner = self.lock();
+        let read = Self::read_locked(&mut inner, cursor, slot, waker, visit);
+        if let Read::Taken(n) = read {
+            if inner.waiters.len() == 1 {
+                let first = inner.next_seq - inner.entries.len() as u64;
+                let past = (cursor + n as u64 - first) as usize;
+                inner.entries.drain(..past);
+            }
+        }
+        read
     }
 
     /// Entries from `cursor` on, without waiting (used when closing).
@@ -284,5 +346,87 @@ mod tests {
         assert!(feed
             .push(|seq| Entry::new(seq, message(5, "x"), [&framing].into_iter()))
             .is_empty());
+    }
+
+    /// Wraps what it renders in brackets, so its form differs from Plain's.
+    struct Bracketed;
+    impl Framing for Bracketed {
+        fn render(&self, m: &Message, out: &mut Vec<u8>) {
+            out.push(b'[');
+            out.extend_from_slice(&m.text);
+            out.push(b']');
+        }
+        fn ping(&self) -> &[u8] {
+            b""
+        }
+        fn shutdown(&self) -> &[u8] {
+            b""
+        }
+    }
+
+    #[test]
+    fn an_entry_holds_each_form_once_in_exactly_its_room() {
+        let plain: Arc<dyn Framing> = Arc::new(Plain);
+        let bracketed: Arc<dyn Framing> = Arc::new(Bracketed);
+        let late: Arc<dyn Framing> = Arc::new(Bracketed);
+        let entry = Entry::new(0, message(1, "hello"), [&plain, &bracketed].into_iter());
+        assert_eq!(entry.rendered_len(), 5 + 7);
+        let mut out = Vec::new();
+        entry.write_to(&bracketed, &mut out);
+        entry.write_to(&plain, &mut out);
+        // A framing that joined after the publish is rendered on the spot.
+        entry.write_to(&late, &mut out);
+        assert_eq!(out, b"[hello]hello[hello]");
+        // A message larger than the scratch buffer a thread keeps renders
+        // whole, and the next small one is not mixed up with it.
+        let big = "y".repeat(SCRATCH_KEEP + 1);
+        let entry = Entry::new(1, message(2, &big), [&plain].into_iter());
+        assert_eq!(entry.rendered_len(), big.len());
+        let entry = Entry::new(2, message(3, "z"), [&bracketed].into_iter());
+        let mut out = Vec::new();
+        entry.write_to(&bracketed, &mut out);
+        assert_eq!(out, b"[z]");
+    }
+
+    #[test]
+    fn a_sole_reader_takes_entries_out_and_shared_ones_wait_for_trimming() {
+        let framing: Arc<dyn Framing> = Arc::new(Plain);
+        let push = |feed: &Feed, id: u64| {
+            feed.push(|seq| Entry::new(seq, message(id, "x"), [&framing].into_iter()));
+        };
+        let waker = Waker::from(Arc::new(Flag(Default::default())));
+        let feed = Feed::new();
+        let (slot, mut cursor) = feed.attach();
+        for id in 0..3 {
+            push(&feed, id);
+        }
+        assert_eq!(feed.take(cursor, slot, &waker, |_| true), Read::Taken(3));
+        cursor += 3;
+        assert_eq!(feed.len(), 0);
+        // A visitor that stops early leaves the rest for the next read.
+        push(&feed, 3);
+        push(&feed, 4);
+        assert_eq!(
+            feed.take(cursor, slot, &waker, |e| e.message.id == 3),
+            Read::Taken(1)
+        );
+        cursor += 1;
+        assert_eq!(feed.len(), 1);
+        assert_eq!(feed.take(cursor, slot, &waker, |_| true), Read::Taken(1));
+        cursor += 1;
+        assert_eq!(feed.take(cursor, slot, &waker, |_| true), Read::Waiting);
+        // With a second reader attached, what one takes stays for the
+        // other until the feed is trimmed below both.
+        let (other_slot, other) = feed.attach();
+        push(&feed, 5);
+        assert_eq!(feed.take(cursor, slot, &waker, |_| true), Read::Taken(1));
+        assert_eq!(feed.len(), 1);
+        assert_eq!(
+            feed.take(other, other_slot, &waker, |_| true),
+            Read::Taken(1)
+        );
+        assert_eq!(feed.len(), 1);
+        feed.trim_before(other + 1);
+        assert_eq!(feed.len(), 0);
     }
 }

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use indexmap::IndexMap;
 use smallvec::SmallVec;
 
-use super::feed::{Entry, Feed};
+use super::feed::{Entry, Feed, Wakers};
 use super::hosts::Hosts;
 use super::message::framing_key;
 use super::presence::{Notice, Report};
@@ -80,7 +80,7 @@ impl Channel {
     /// to the live feed; returns the wakers of the subscribers to wake once
     /// the hub's lock is released.
     #[inline]
-    pub(super) fn append(&mut self, message: Arc<Message>, max: usize) -> Vec<std::task::Waker> {
+    pub(super) fn append(&mut self, message: Arc<Message>, max: usize) -> Wakers {
         self.messages.push_back(message.clone());
         if max > 0 {
             while self.messages.len() > max {
@@ -92,7 +92,7 @@ impl Channel {
                 let framings = &self.framings;
                 feed.push(|seq| Entry::new(seq, message, framings.iter().map(|(f, _)| f)))
             }
-            None => Vec::new(),
+            None => Wakers::new(),
         }
     }
 

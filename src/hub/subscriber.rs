@@ -376,9 +376,15 @@ impl Subscriber {
             let mut taken = 0u64;
             let read = attachment
                 .feed
-                .read(attachment.cursor, attachment.slot, waker, |entry| {
+                .take(attachment.cursor, attachment.slot, waker, |entry| {
                     if taken >= remaining || (taken > 0 && pending.len() >= BATCH_BYTES) {
                         return false;
+                    }
+                    if pending.capacity() == 0 {
+                        // Room for a few like it: an idle subscriber's
+                        // buffer starts empty, and growing it one message
+                        // at a time costs a reallocation each.
+                        pending.reserve((4 * entry.rendered_len()).min(BATCH_BYTES));
                     }
                     entry.write_to(&self.framing, pending);
                     taken += 1;
