@@ -193,6 +193,12 @@ impl Store {
         }
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(err)?;
+        // 8 MiB of page cache instead of SQLite's 2: a snapshot of many
+        // channels inserts into the channel index all over, and with the
+        // default cache each such insert re-reads its page from the file
+        // (a 200,000-message snapshot took 1.7 times as long). Pages are only
+        // held once a database is that large.
+        conn.pragma_update(None, "cache_size", -8192).map_err(err)?;
         let check: String = conn
             .query_row("PRAGMA quick_check", [], |r| r.get(0))
             .map_err(err)?;
