@@ -10,7 +10,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { REPO, VIEWPORTS, adminPort, launchBrowser, startMeteord, watchProblems } from './lib/harness.mjs';
+import { REPO, VIEWPORTS, adminPort, launchBrowser, startMeteord, waitInPage, watchProblems } from './lib/harness.mjs';
 
 const SHOTS = path.join(REPO, 'target/screenshots');
 
@@ -80,8 +80,15 @@ describe('first run', () => {
       assert.deepEqual(await home.evaluate(texts), ['Hello from the shell', 'Hello from the dashboard']);
       assert.equal(await home.$eval('#empty', (el) => el.hidden), true);
       for (const [size, viewport] of Object.entries(VIEWPORTS)) {
+        // Loaded afresh at each size (a phone viewport needs a load of its
+        // own anyway): the page shows the channel's last messages again.
         await home.setViewport(viewport);
-        await home.waitForFunction(() => document.querySelectorAll('#messages .text').length === 2, { timeout: 10000 });
+        await home.goto(`http://127.0.0.1:${server.subPort}/`);
+        await waitInPage(home, () => document.querySelectorAll('#messages .text').length === 2, null, {
+          what: `both messages at ${size} width`,
+          dump: () => ({ status: document.getElementById('status').dataset.state, texts: Array.from(document.querySelectorAll('#messages .text')).map((el) => el.textContent) }),
+        });
+        assert.deepEqual(await home.evaluate(texts), ['Hello from the shell', 'Hello from the dashboard']);
         assert.ok(await home.evaluate(fitsWidth, viewport.width), `the home page fits the ${size} width`);
         await home.screenshot({ path: path.join(SHOTS, `home-live-${size}.png`), fullPage: true });
       }
