@@ -101,6 +101,13 @@ struct Inner {
     waiters: Slab<Option<Waker>>,
 }
 
+impl Inner {
+    /// Sequence number of the oldest entry kept.
+    fn first_seq(&self) -> u64 {
+        self.next_seq - self.entries.len() as u64
+    }
+}
+
 /// The live feed of one channel.
 pub struct Feed {
     inner: Mutex<Inner>,
@@ -182,7 +189,7 @@ impl Feed {
         waker: &Waker,
         mut visit: impl FnMut(&Arc<Entry>) -> bool,
     ) -> Read {
-        let first = inner.next_seq - inner.entries.len() as u64;
+        let first = inner.first_seq();
         if cursor < first {
             return Read::Lagged;
         }
@@ -220,8 +227,7 @@ impl Feed {
         let read = Self::read_locked(&mut inner, cursor, slot, waker, visit);
         if let Read::Taken(n) = read {
             if inner.waiters.len() == 1 {
-                let first = inner.next_seq - inner.entries.len() as u64;
-                let past = (cursor + n as u64 - first) as usize;
+                let past = (cursor + n as u64 - inner.first_seq()) as usize;
                 inner.entries.drain(..past);
             }
         }
@@ -231,8 +237,7 @@ impl Feed {
     /// Entries from `cursor` on, without waiting (used when closing).
     pub fn rest(&self, cursor: u64) -> Vec<Arc<Entry>> {
         let inner = self.lock();
-        let first = inner.next_seq - inner.entries.len() as u64;
-        let start = cursor.saturating_sub(first) as usize;
+        let start = cursor.saturating_sub(inner.first_seq()) as usize;
         inner
             .entries
             .range(start.min(inner.entries.len())..)
@@ -242,8 +247,7 @@ impl Feed {
 
     /// Sequence number of the oldest entry kept.
     pub fn first_seq(&self) -> u64 {
-        let inner = self.lock();
-        inner.next_seq - inner.entries.len() as u64
+        self.lock().first_seq()
     }
 
     /// Forget entries before `seq` (every attached subscriber is past them).
