@@ -19,6 +19,16 @@ const fitsWidth = (width) => document.documentElement.scrollWidth <= width;
 
 const texts = () => Array.from(document.querySelectorAll('#messages .text')).map((el) => el.textContent);
 
+/** What the home page shows, for a timeout's message: its connection state and texts. */
+const homeState = () => ({
+  status: document.getElementById('status').dataset.state,
+  texts: Array.from(document.querySelectorAll('#messages .text')).map((el) => el.textContent),
+});
+
+/** Wait (10 s at most) until the home page lists `n` messages. */
+const showsMessages = (page, n, what) =>
+  waitInPage(page, (want) => document.querySelectorAll('#messages .text').length === want, n, { timeout: 10000, what, dump: homeState });
+
 describe('first run', () => {
   let chromium;
   let server;
@@ -76,7 +86,7 @@ describe('first run', () => {
       await home.waitForFunction((want) => Array.from(document.querySelectorAll('#messages .text')).some((el) => el.textContent === want), { timeout: 10000 }, 'Hello from the dashboard');
       // And from the control port.
       await server.publish('demo', 'Hello from the shell');
-      await home.waitForFunction(() => document.querySelectorAll('#messages .text').length === 2, { timeout: 10000 });
+      await showsMessages(home, 2, 'the message from the control port');
       assert.deepEqual(await home.evaluate(texts), ['Hello from the shell', 'Hello from the dashboard']);
       assert.equal(await home.$eval('#empty', (el) => el.hidden), true);
       for (const [size, viewport] of Object.entries(VIEWPORTS)) {
@@ -84,10 +94,7 @@ describe('first run', () => {
         // own anyway): the page shows the channel's last messages again.
         await home.setViewport(viewport);
         await home.goto(`http://127.0.0.1:${server.subPort}/`);
-        await waitInPage(home, () => document.querySelectorAll('#messages .text').length === 2, null, {
-          what: `both messages at ${size} width`,
-          dump: () => ({ status: document.getElementById('status').dataset.state, texts: Array.from(document.querySelectorAll('#messages .text')).map((el) => el.textContent) }),
-        });
+        await showsMessages(home, 2, `both messages at ${size} width`);
         assert.deepEqual(await home.evaluate(texts), ['Hello from the shell', 'Hello from the dashboard']);
         assert.ok(await home.evaluate(fitsWidth, viewport.width), `the home page fits the ${size} width`);
         await home.screenshot({ path: path.join(SHOTS, `home-live-${size}.png`), fullPage: true });
